@@ -1,0 +1,57 @@
+# ENS: one entry point for setting up, running, testing and deploying.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+SAM_VENV := .venv-sam
+PY := $(VENV)/bin/python
+SAM := PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" $(SAM_VENV)/bin/sam
+CONFIG ?= local/config/local.toml
+PYTEST_ARGS ?=
+export AWS_DEFAULT_REGION ?= eu-west-1
+# pip on these machines warns about missing mirrors; the warnings say nothing about the project.
+export PIP_NO_WARN_SCRIPT_LOCATION := 1
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: help venv run test lint format template-check build deploy bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
+
+$(VENV)/.installed: requirements/dev.txt layers/ens/requirements.txt scripts/bootstrap-venv
+	@scripts/bootstrap-venv $(VENV) requirements/dev.txt 2> >(grep -v '^WARNING: Location' >&2)
+
+$(SAM_VENV)/.installed: requirements/sam.txt scripts/bootstrap-venv
+	@scripts/bootstrap-venv $(SAM_VENV) requirements/sam.txt 2> >(grep -v '^WARNING: Location' >&2)
+
+venv: $(VENV)/.installed $(SAM_VENV)/.installed ## Create or refresh the virtualenvs
+
+run: $(VENV)/.installed ## Start the local stack in the foreground (CONFIG=path to use another settings file)
+	$(PY) -m ens_local --config $(CONFIG)
+
+test: venv lint template-check ## Lint, check the template, run every test
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed ## Apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+template-check: venv ## cfn-lint and sam validate --lint on template.yaml
+	$(VENV)/bin/cfn-lint template.yaml
+	$(SAM) validate --lint --template template.yaml --region $(AWS_DEFAULT_REGION)
+
+build: $(SAM_VENV)/.installed ## sam build (arm64, python3.13) into .aws-sam/
+	$(SAM) build --template template.yaml
+
+deploy: build ## sam deploy with a samconfig.toml profile: make deploy ENV=dev
+	$(SAM) deploy --config-env $(or $(ENV),dev)
+
+bench: $(VENV)/.installed ## Run the benchmarks in bench/ and print their figures
+	$(PY) -m bench
+
+clean: ## Remove virtualenvs and build output
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .ruff_cache

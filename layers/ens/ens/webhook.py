@@ -1,0 +1,180 @@
+"""Receiving an EWS push callback: check, judge by token, queue mail events, record progress, reply.
+
+Knows nothing of API Gateway or Lambda; the handler turns a request into `CallbackRequest` and
+`CallbackOutcome` back into a response. Order matters: events are queued before the subscription
+record moves on and before Exchange hears OK, so a failure anywhere leaves Exchange to retry.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from ens.core.mail_events import MailEvent, mail_events
+from ens.core.notifications import (
+    REPLY_CONTENT_TYPE,
+    NotificationRejected,
+    SubscriptionStatus,
+    check_request,
+    parse_send_notification,
+    reply,
+)
+from ens.core.subscriptions import (
+    CallbackProgress,
+    Subscription,
+    Verdict,
+    is_well_formed_token,
+    judge,
+    progress,
+)
+from ens.errors import DependencyUnavailable
+
+DEFAULT_MAX_NOTIFICATION_BYTES = 1024 * 1024
+RETRY_AFTER_SECONDS = 30  # Exchange's own first retry interval
+
+
+class SubscriptionStore(Protocol):
+    def get(self, token: str) -> Subscription | None: ...
+
+    def record_callback(
+        self, subscription: Subscription, progress: CallbackProgress, seen_at: str
+    ) -> bool: ...
+
+
+class MailEventQueue(Protocol):
+    def send(self, events: Sequence[MailEvent]) -> None: ...
+
+
+@dataclass(frozen=True)
+class CallbackRequest:
+    token: str | None
+    body: bytes
+    content_type: str | None
+
+
+@dataclass(frozen=True)
+class CallbackOutcome:
+    """The HTTP answer plus what happened, for logs and metrics."""
+
+    status_code: int
+    body: bytes
+    content_type: str
+    result: str  # ok | unsubscribe | rejected | unknown_token | retry
+    reason: str | None = None  # why, when not ok
+    mailbox: str | None = None
+    subscription_id: str | None = None
+    events_by_kind: Counter[str] = field(default_factory=Counter)
+    queued: int = 0
+    gap_from_watermark: str | None = None
+    error_code: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class CallbackReceiver:
+    def __init__(
+        self,
+        subscriptions: SubscriptionStore,
+        queue: MailEventQueue,
+        max_body_bytes: int = DEFAULT_MAX_NOTIFICATION_BYTES,
+        clock: Callable[[], str] = _utc_now,
+    ) -> None:
+        self._subscriptions = subscriptions
+        self._queue = queue
+        self._max_body_bytes = max_body_bytes
+        self._clock = clock
+
+    def receive(self, request: CallbackRequest) -> CallbackOutcome:
+        """Answer one callback. Never Unsubscribe because of our own fault: a 503 makes Exchange retry."""
+        try:
+            return self._receive(request)
+        except DependencyUnavailable as error:
+            return CallbackOutcome(
+                status_code=503,
+                body=b"temporarily unavailable; retry",
+                content_type="text/plain; charset=utf-8",
+                result="retry",
+                reason="dependency_unavailable",
+                error_code=type(error.__cause__).__name__ if error.__cause__ else None,
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+
+    def _receive(self, request: CallbackRequest) -> CallbackOutcome:
+        if not is_well_formed_token(request.token):
+            return _not_found()
+        try:
+            check_request(request.body, request.content_type, self._max_body_bytes)
+            notification = parse_send_notification(request.body)
+        except NotificationRejected as rejected:
+            return CallbackOutcome(
+                status_code=rejected.http_status,
+                body=rejected.detail.encode(),
+                content_type="text/plain; charset=utf-8",
+                result="rejected",
+                reason=rejected.reason.value,
+            )
+        assert request.token is not None  # checked by is_well_formed_token
+        subscription = self._subscriptions.get(request.token)
+        if subscription is None:
+            return _not_found()
+
+        events_by_kind = Counter(event.kind.value for event in notification.events)
+        context = {
+            "mailbox": subscription.mailbox,
+            "subscription_id": subscription.subscription_id,
+            "events_by_kind": events_by_kind,
+        }
+        verdict = judge(subscription, notification)
+        if verdict in (Verdict.RETIRED, Verdict.FOREIGN_SUBSCRIPTION):
+            return _soap(
+                SubscriptionStatus.UNSUBSCRIBE, result="unsubscribe", reason=verdict.value, **context
+            )
+        if verdict is Verdict.NOT_YET_ACTIVE:
+            return CallbackOutcome(
+                status_code=503,
+                body=b"subscription not active yet; retry",
+                content_type="text/plain; charset=utf-8",
+                result="retry",
+                reason=verdict.value,
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+                **context,
+            )
+
+        events = mail_events(subscription.mailbox, notification)
+        if events:
+            self._queue.send(events)
+        callback_progress = progress(subscription, notification)
+        if not self._subscriptions.record_callback(subscription, callback_progress, self._clock()):
+            # Retired or replaced between our read and write: the events are queued all the same,
+            # and the consumer checks the mailbox's current registration before pushing.
+            return _soap(
+                SubscriptionStatus.UNSUBSCRIBE, result="unsubscribe", reason="retired_meanwhile", **context
+            )
+        return _soap(
+            SubscriptionStatus.OK,
+            result="ok",
+            queued=len(events),
+            gap_from_watermark=callback_progress.gap_from_watermark,
+            error_code=callback_progress.error_code,
+            **context,
+        )
+
+
+def _soap(status: SubscriptionStatus, **details: object) -> CallbackOutcome:
+    return CallbackOutcome(status_code=200, body=reply(status), content_type=REPLY_CONTENT_TYPE, **details)  # type: ignore[arg-type]
+
+
+def _not_found() -> CallbackOutcome:
+    return CallbackOutcome(
+        status_code=404,
+        body=b"not found",
+        content_type="text/plain; charset=utf-8",
+        result="unknown_token",
+        reason="unknown_token",
+    )

@@ -1,0 +1,1 @@
+"""Helpers shared by every test layer (schema validation, event builders)."""
