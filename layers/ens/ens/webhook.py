@@ -7,11 +7,12 @@ record moves on and before Exchange hears OK, so a failure anywhere leaves Excha
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from ens.core.mail_events import MailEvent, mail_events
 from ens.core.notifications import (
@@ -95,14 +96,12 @@ class CallbackReceiver:
         try:
             return self._receive(request)
         except DependencyUnavailable as error:
-            return CallbackOutcome(
-                status_code=503,
-                body=b"temporarily unavailable; retry",
-                content_type="text/plain; charset=utf-8",
-                result="retry",
-                reason="dependency_unavailable",
+            return _error(
+                503,
+                "retry",
+                "dependency_unavailable",
+                "temporarily unavailable; retry",
                 error_code=type(error.__cause__).__name__ if error.__cause__ else None,
-                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
 
     def _receive(self, request: CallbackRequest) -> CallbackOutcome:
@@ -112,13 +111,7 @@ class CallbackReceiver:
             check_request(request.body, request.content_type, self._max_body_bytes)
             notification = parse_send_notification(request.body)
         except NotificationRejected as rejected:
-            return CallbackOutcome(
-                status_code=rejected.http_status,
-                body=rejected.detail.encode(),
-                content_type="text/plain; charset=utf-8",
-                result="rejected",
-                reason=rejected.reason.value,
-            )
+            return _error(rejected.http_status, "rejected", rejected.reason.value, rejected.detail)
         assert request.token is not None  # checked by is_well_formed_token
         subscription = self._subscriptions.get(request.token)
         if subscription is None:
@@ -136,15 +129,7 @@ class CallbackReceiver:
                 SubscriptionStatus.UNSUBSCRIBE, result="unsubscribe", reason=verdict.value, **context
             )
         if verdict is Verdict.NOT_YET_ACTIVE:
-            return CallbackOutcome(
-                status_code=503,
-                body=b"subscription not active yet; retry",
-                content_type="text/plain; charset=utf-8",
-                result="retry",
-                reason=verdict.value,
-                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-                **context,
-            )
+            return _error(503, "retry", verdict.value, "the subscription is not active yet; retry", **context)
 
         events = mail_events(subscription.mailbox, notification)
         if events:
@@ -171,10 +156,18 @@ def _soap(status: SubscriptionStatus, **details: object) -> CallbackOutcome:
 
 
 def _not_found() -> CallbackOutcome:
+    return _error(404, "unknown_token", "unknown_token", "no subscription has this callback URL")
+
+
+def _error(status_code: int, result: str, reason: str, message: str, **details: Any) -> CallbackOutcome:
+    """A non-SOAP answer: JSON naming the reason, with Retry-After on a 503."""
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status_code == 503 else {}
     return CallbackOutcome(
-        status_code=404,
-        body=b"not found",
-        content_type="text/plain; charset=utf-8",
-        result="unknown_token",
-        reason="unknown_token",
+        status_code=status_code,
+        body=json.dumps({"error": reason, "message": message}).encode(),
+        content_type="application/json",
+        result=result,
+        reason=reason,
+        headers=headers,
+        **details,
     )

@@ -157,6 +157,9 @@ def check_request(body: bytes, content_type: str | None, max_bytes: int) -> None
 
 def parse_send_notification(body: bytes) -> SendNotification:
     """Parse a SendNotification body with the hardened parser. Raises NotificationRejected."""
+    if b"<!DOCTYPE" in body:
+        # Refused before parsing: no DTD, hence no entity of any kind, ever reaches libxml2.
+        raise NotificationRejected(RejectReason.DTD_FORBIDDEN, "a document type declaration is not allowed")
     try:
         root = etree.fromstring(body, hardened_parser())
     except etree.XMLSyntaxError as error:

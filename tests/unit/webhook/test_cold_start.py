@@ -1,0 +1,57 @@
+"""The webhook's cold start is part of Exchange's wait: keep heavy modules out of its import."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.unit
+REPO = Path(__file__).resolve().parents[3]
+
+
+def modules_after_importing_the_webhook() -> set[str]:
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO / "functions" / "webhook"), str(REPO / "layers" / "ens")]),
+        "SUBSCRIPTIONS_TABLE": "subscriptions",
+        "NOTIFICATIONS_QUEUE_URL": "http://127.0.0.1:1/000000000000/notifications",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+    script = "import json, sys, app; print(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return set(json.loads(result.stdout))
+
+
+def test_webhook_import_loads_neither_exchangelib_nor_xray() -> None:
+    modules = modules_after_importing_the_webhook()
+
+    assert "app" in modules
+    assert "ens.webhook" in modules
+    assert not {name for name in modules if name.split(".")[0] in {"exchangelib", "aws_xray_sdk", "pydantic"}}
+
+
+def test_webhook_refuses_to_start_without_its_settings() -> None:
+    environment = {
+        **os.environ,
+        "PYTHONPATH": str(REPO / "functions" / "webhook") + os.pathsep + str(REPO / "layers" / "ens"),
+    }
+    environment.pop("SUBSCRIPTIONS_TABLE", None)
+
+    result = subprocess.run(
+        [sys.executable, "-c", "import app"], env=environment, capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode != 0
+    assert "SUBSCRIPTIONS_TABLE is not set" in result.stderr
