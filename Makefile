@@ -51,7 +51,7 @@ deploy: build ## sam deploy with a samconfig.toml profile: make deploy ENV=dev
 	$(SAM) deploy --config-env $(or $(ENV),dev)
 
 bench: $(VENV)/.installed ## Run the benchmarks in bench/ and print their figures
-	$(PY) -m bench
+	PYTHONPATH=layers/ens:local:tests $(PY) -m bench
 
 clean: ## Remove virtualenvs and build output
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .ruff_cache

@@ -1,0 +1,63 @@
+"""Cold import of the webhook handler module, next to `import boto3` alone.
+
+Each figure is `python -X importtime` in a fresh interpreter: the cumulative time of the top-level
+import, median of several runs. The handler's figure includes building its two boto3 clients,
+which is module-level work a cold start pays too.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RUNS = 9
+WEBHOOK_ENVIRONMENT = {
+    "PYTHONPATH": os.pathsep.join([str(REPO / "functions" / "webhook"), str(REPO / "layers" / "ens")]),
+    "SUBSCRIPTIONS_TABLE": "subscriptions",
+    "NOTIFICATIONS_QUEUE_URL": "http://127.0.0.1:1/123456789012/notifications",
+    "AWS_DEFAULT_REGION": "eu-west-1",
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "POWERTOOLS_SERVICE_NAME": "ens",
+    "POWERTOOLS_METRICS_NAMESPACE": "ENS",
+}
+
+
+def import_microseconds(module: str) -> int:
+    """Cumulative -X importtime of `module` in a fresh interpreter."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+        env={**os.environ, **WEBHOOK_ENVIRONMENT},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    for line in result.stderr.splitlines():
+        if not line.startswith("import time:"):
+            continue
+        _, cumulative, name = (part.strip() for part in line.removeprefix("import time:").split("|"))
+        if name == module:
+            return int(cumulative)
+    raise RuntimeError(f"no importtime line for {module}")
+
+
+def run() -> list[str]:
+    boto3_alone = [import_microseconds("boto3") for _ in range(RUNS)]
+    webhook = [import_microseconds("app") for _ in range(RUNS)]
+    boto3_ms = statistics.median(boto3_alone) / 1000
+    webhook_ms = statistics.median(webhook) / 1000
+    return [
+        f"Cold import (python -X importtime, fresh interpreter, median of {RUNS})",
+        f"  import boto3 alone          {boto3_ms:7.1f} ms",
+        f"  import webhook handler      {webhook_ms:7.1f} ms  ({webhook_ms / boto3_ms:.2f}x boto3 alone)",
+        f"  webhook beyond boto3        {webhook_ms - boto3_ms:7.1f} ms",
+    ]
+
+
+if __name__ == "__main__":
+    print("\n".join(run()))

@@ -1,0 +1,48 @@
+"""What the issue fixes about template.yaml, read the way the local stack reads it."""
+
+from __future__ import annotations
+
+import pytest
+
+from ens_local.template import Template
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module")
+def template() -> Template:
+    return Template.load()
+
+
+def test_functions_run_python_313_on_arm64(template: Template) -> None:
+    assert template.globals_function["Runtime"] == "python3.13"
+    assert template.globals_function["Architectures"] == ["arm64"]
+
+
+def test_webhook_is_a_post_route_with_a_path_token(template: Template) -> None:
+    (webhook,) = [spec for spec in template.functions() if spec.logical_id == "WebhookFunction"]
+
+    assert [(route.method, route.path) for route in webhook.routes] == [
+        ("POST", "/ews/notifications/{token}")
+    ]
+    assert webhook.handler == "app.handler"
+
+
+def test_webhook_has_no_xray_tracing(template: Template) -> None:
+    assert "Tracing" not in template.globals_function
+    assert "Tracing" not in template.properties("WebhookFunction")
+
+
+def test_notifications_queue_redrives_to_its_dead_letter_queue(template: Template) -> None:
+    redrive = template.properties("NotificationsQueue")["RedrivePolicy"]
+
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["NotificationsDeadLetterQueue", "Arn"]}
+    assert template.resources["NotificationsDeadLetterQueue"]["Type"] == "AWS::SQS::Queue"
+
+
+def test_every_function_setting_is_a_parameter_or_a_resource(template: Template) -> None:
+    known = set(template.parameters) | set(template.resources)
+    for spec in template.functions():
+        for value in spec.environment.values():
+            if isinstance(value, dict) and "Ref" in value:
+                assert value["Ref"] in known
