@@ -1,0 +1,298 @@
+"""The control API: JSON over HTTP under /_sim, for curl, demos and tests in other processes.
+
+Every route maps onto an ExchangeSimulator method, so Python tests and shell scripts drive the same code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from exchange_simulator.clock import ManualClock
+from exchange_simulator.model import Message, NotFoundError
+
+if TYPE_CHECKING:
+    from exchange_simulator.simulator import ExchangeSimulator
+
+Route = Callable[["ExchangeSimulator", dict[str, Any], dict[str, str], dict[str, list[str]]], tuple[int, Any]]
+_ROUTES: list[tuple[str, re.Pattern[str], Route]] = []
+
+
+def route(method: str, pattern: str) -> Callable[[Route], Route]:
+    compiled = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "$")
+
+    def register(handler: Route) -> Route:
+        _ROUTES.append((method, compiled, handler))
+        return handler
+
+    return register
+
+
+def handle_control(
+    sim: ExchangeSimulator, method: str, path: str, query: dict[str, list[str]], body: bytes
+) -> tuple[int, Any]:
+    try:
+        payload = json.loads(body) if body.strip() else {}
+    except json.JSONDecodeError as e:
+        return 400, {"error": f"body is not JSON: {e}"}
+    if not isinstance(payload, dict):
+        return 400, {"error": "body must be a JSON object"}
+    path_matched = False
+    for route_method, pattern, handler in _ROUTES:
+        match = pattern.match(path)
+        if match is None:
+            continue
+        path_matched = True
+        if route_method != method:
+            continue
+        params = {name: unquote(value) for name, value in match.groupdict().items()}
+        try:
+            return handler(sim, payload, params, query)
+        except NotFoundError as e:
+            return 404, {"error": str(e)}
+        except (ValueError, TypeError, KeyError) as e:
+            return 400, {"error": f"{type(e).__name__}: {e}"}
+    if path_matched:
+        return 405, {"error": f"{method} not allowed on {path}"}
+    return 404, {"error": f"no control route {path}", "routes": sorted({p.pattern for _, p, _ in _ROUTES})}
+
+
+def message_json(sim: ExchangeSimulator, mailbox: str, message: Message) -> dict[str, Any]:
+    with sim.lock:
+        box = sim.store.mailbox(mailbox)
+        folder = box.folders[message.folder]
+        return {
+            "ref": message.number,
+            "item_id": sim.store.item_id(box, message.number),
+            "folder": folder.distinguished or sim.store.folder_id(box, folder.number),
+            "subject": message.subject,
+            "from": {"name": message.sender.name, "address": message.sender.email},
+            "received": message.received.isoformat(),
+            "importance": message.importance,
+            "is_read": message.is_read,
+            "watermark": sim.store.watermark(box, box.head_seq),
+        }
+
+
+@route("GET", "/health")
+def _health(
+    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
+) -> tuple[int, Any]:
+    return 200, {"status": "ok", "ews_url": sim.ews_url, "now": sim.clock.now().isoformat()}
+
+
+@route("GET", "/mailboxes")
+def _list_mailboxes(
+    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
+) -> tuple[int, Any]:
+    with sim.lock:
+        return 200, [
+            {
+                "address": box.address,
+                "display_name": box.display_name,
+                "messages": len(box.messages),
+                "unread_in_inbox": box.unread_count(box.distinguished["inbox"]),
+                "watermark": sim.store.watermark(box, box.head_seq),
+            }
+            for box in sim.store.mailboxes.values()
+        ]
+
+
+@route("POST", "/mailboxes")
+def _create_mailbox(
+    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
+) -> tuple[int, Any]:
+    box = sim.add_mailbox(str(body["address"]), body.get("display_name"))
+    return 201, {"address": box.address, "display_name": box.display_name}
+
+
+@route("GET", "/service-accounts")
+def _list_accounts(
+    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
+) -> tuple[int, Any]:
+    with sim.lock:
+        return 200, [account.describe() for account in sim.accounts.all()]
+
+
+@route("POST", "/service-accounts")
+def _create_account(
+    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
+) -> tuple[int, Any]:
+    account = sim.add_service_account(
+        str(body["username"]),
+        str(body["password"]),
+        can_impersonate=bool(body.get("can_impersonate", True)),
+        domain=body.get("domain"),
+    )
+    return 201, account.describe()
+
+
+@route("GET", "/mailboxes/{mailbox}/messages")
+def _list_messages(
+    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: dict[str, list[str]]
+) -> tuple[int, Any]:
+    with sim.lock:
+        box = sim.store.mailbox(params["mailbox"])
+        messages = list(box.messages.values())
+        if "folder" in query:
+            folder = sim.store.resolve_folder(box, query["folder"][0])
+            messages = [message for message in messages if message.folder == folder.number]
+    return 200, [message_json(sim, params["mailbox"], message) for message in messages]
+
+
+@route("POST", "/mailboxes/{mailbox}/messages")
+def _deliver(
+    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
+) -> tuple[int, Any]:
+    allowed = {
+        "from",
+        "subject",
+        "body",
+        "body_type",
+        "importance",
+        "received",
+        "folder",
+        "internet_message_id",
+        "is_read",
+    }
+    unknown = set(body) - allowed
+    if unknown:
+        raise ValueError(f"unknown fields {sorted(unknown)}; use {sorted(allowed)}")
+    message = sim.deliver(params["mailbox"], **body)
+    return 201, message_json(sim, params["mailbox"], message)
+
+
+@route("POST", "/mailboxes/{mailbox}/messages/{message}/read")
+def _mark_read(
+    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
+) -> tuple[int, Any]:
+    message = sim.mark_read(params["mailbox"], params["message"], bool(body.get("is_read", True)))
+    return 200, message_json(sim, params["mailbox"], message)
+
+
+@route("POST", "/mailboxes/{mailbox}/messages/{message}/move")
+def _move(
+    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
+) -> tuple[int, Any]:
+    message = sim.move(params["mailbox"], params["message"], str(body["folder"]))
+    return 200, message_json(sim, params["mailbox"], message)
+
+
+@route("DELETE", "/mailboxes/{mailbox}/messages/{message}")
+def _delete(
+    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
+) -> tuple[int, Any]:
+    sim.delete(params["mailbox"], params["message"])
+    return 200, {"deleted": params["message"]}
+
+
+@route("POST", "/mailboxes/{mailbox}/expire-watermarks")
+def _expire(
+    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
+) -> tuple[int, Any]:
+    sim.expire_watermarks(params["mailbox"])
+    return 200, {"expired_watermarks_of": params["mailbox"]}
+
+
+@route("GET", "/subscriptions")
+def _subscriptions(
+    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
+) -> tuple[int, Any]:
+    return 200, sim.subscriptions()
+
+
+@route("POST", "/subscriptions/{subscription}/drop")
+def _drop(
+    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
+) -> tuple[int, Any]:
+    if not sim.push.drop_silently(params["subscription"]):
+        raise NotFoundError(f"no subscription {params['subscription']!r}")
+    return 200, {"dropped": params["subscription"]}
+
+
+@route("GET", "/deliveries")
+def _deliveries(
+    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
+) -> tuple[int, Any]:
+    return 200, [attempt.describe() for attempt in sim.deliveries()]
+
+
+@route("POST", "/push/pause")
+def _pause(
+    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
+) -> tuple[int, Any]:
+    sim.pause_push()
+    return 200, {"push": "paused"}
+
+
+@route("POST", "/push/resume")
+def _resume(
+    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
+) -> tuple[int, Any]:
+    sim.resume_push()
+    return 200, {"push": "resumed"}
+
+
+@route("POST", "/push/run-due")
+def _run_due(
+    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
+) -> tuple[int, Any]:
+    return 200, [attempt.describe() for attempt in sim.run_due_work()]
+
+
+@route("GET", "/faults")
+def _faults(
+    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
+) -> tuple[int, Any]:
+    return 200, [rule.describe() for rule in sim.faults.rules()]
+
+
+@route("POST", "/faults")
+def _add_fault(
+    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
+) -> tuple[int, Any]:
+    rule = sim.faults.add(
+        str(body["kind"]),
+        count=body.get("count"),
+        fraction=body.get("fraction"),
+        operations=body.get("operations"),
+        back_off_ms=int(body.get("back_off_ms", 5000)),
+        latency_ms=int(body.get("latency_ms", 0)),
+    )
+    return 201, rule.describe()
+
+
+@route("DELETE", "/faults")
+def _clear_faults(
+    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
+) -> tuple[int, Any]:
+    sim.faults.clear()
+    return 200, {"faults": "cleared"}
+
+
+@route("GET", "/requests")
+def _requests(
+    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
+) -> tuple[int, Any]:
+    with sim.lock:
+        return 200, [record.describe() for record in sim.requests]
+
+
+@route("GET", "/clock")
+def _clock(
+    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
+) -> tuple[int, Any]:
+    return 200, {"now": sim.clock.now().isoformat(), "manual": isinstance(sim.clock, ManualClock)}
+
+
+@route("POST", "/clock/advance")
+def _advance(
+    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
+) -> tuple[int, Any]:
+    if not isinstance(sim.clock, ManualClock):
+        raise ValueError("the clock only advances by hand with settings clock='manual'")
+    now = sim.clock.advance(float(body.get("seconds", 0)), minutes=float(body.get("minutes", 0)))
+    return 200, {"now": now.isoformat()}

@@ -1,0 +1,587 @@
+"""ExchangeSimulator: the EWS endpoint, the control API and the push dispatcher behind one HTTP server."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import secrets
+import socket
+import struct
+import threading
+import time
+import tomllib
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from lxml import etree
+
+from exchange_simulator import soap
+from exchange_simulator.auth import Accounts, NtlmConnection, ServiceAccount
+from exchange_simulator.clock import Clock, ManualClock, SystemClock, parse_ews_datetime
+from exchange_simulator.ews import CallContext, EwsEndpoint, EwsFault, parse_request
+from exchange_simulator.faults import FaultInjector
+from exchange_simulator.model import Address, Mailbox, Message, Store
+from exchange_simulator.push import DeliveryAttempt, PushEngine
+
+log = logging.getLogger(__name__)
+
+EWS_PATH = "/EWS/Exchange.asmx"
+CONTROL_PREFIX = "/_sim"
+MAX_REQUEST_BYTES = 10 * 1024 * 1024
+
+# Anything that sees a body the simulator produced: (body, what it is, e.g. "GetItem" or "SendNotification").
+BodyObserver = Callable[[bytes, str], None]
+
+# Observers every simulator in the process reports to (the test suite's schema check registers here).
+GLOBAL_BODY_OBSERVERS: list[BodyObserver] = []
+
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "server_version": "Exchange2016",
+    "clock": "system",
+    "time_scale": 1.0,
+    "dispatch": "background",
+    "auth": ["basic", "ntlm"],
+    "max_events_per_notification": 50,
+    "callback_timeout_seconds": 10.0,
+    "fault_seed": None,
+    "demo_file": None,
+}
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One EWS call as the simulator saw it, for tests and GET /_sim/requests."""
+
+    at: datetime
+    operation: str | None
+    account: str | None
+    impersonated: str | None
+    anchor_mailbox: str | None
+    http_status: int
+    response_code: str
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "at": self.at.isoformat(),
+            "operation": self.operation,
+            "account": self.account,
+            "impersonated": self.impersonated,
+            "anchor_mailbox": self.anchor_mailbox,
+            "http_status": self.http_status,
+            "response_code": self.response_code,
+        }
+
+
+@dataclass
+class _Settings:
+    server_version: soap.ServerVersion
+    clock: str
+    time_scale: float
+    dispatch: str
+    auth: frozenset[str]
+    max_events_per_notification: int
+    callback_timeout_seconds: float
+    fault_seed: int | None
+    demo_file: Path | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_mapping(cls, settings: Mapping[str, Any] | None) -> _Settings:
+        merged = {**DEFAULT_SETTINGS, **(settings or {})}
+        unknown = set(merged) - set(DEFAULT_SETTINGS)
+        if unknown:
+            raise ValueError(f"unknown exchange_simulator settings: {sorted(unknown)}")
+        if merged["clock"] not in ("system", "manual"):
+            raise ValueError("clock must be 'system' or 'manual'")
+        if merged["dispatch"] not in ("background", "manual"):
+            raise ValueError("dispatch must be 'background' or 'manual'")
+        auth = frozenset(str(a).lower() for a in merged["auth"])
+        if not auth or not auth <= {"basic", "ntlm"}:
+            raise ValueError("auth must be a non-empty list of 'basic' and/or 'ntlm'")
+        return cls(
+            server_version=soap.ServerVersion.named(merged["server_version"]),
+            clock=merged["clock"],
+            time_scale=float(merged["time_scale"]),
+            dispatch=merged["dispatch"],
+            auth=auth,
+            max_events_per_notification=int(merged["max_events_per_notification"]),
+            callback_timeout_seconds=float(merged["callback_timeout_seconds"]),
+            fault_seed=merged["fault_seed"],
+            demo_file=Path(merged["demo_file"]) if merged["demo_file"] else None,
+        )
+
+
+class ExchangeSimulator:
+    """A simulated on-premises Exchange 2016/2019 EWS endpoint.
+
+    >>> sim = ExchangeSimulator(port=0)
+    >>> sim.start(); sim.load_demo()
+    >>> sim.ews_url  # point exchangelib's Configuration(service_endpoint=...) here
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        settings: Mapping[str, Any] | None = None,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
+        self.settings = _Settings.from_mapping(settings)
+        if clock is None:
+            clock = (
+                ManualClock() if self.settings.clock == "manual" else SystemClock(self.settings.time_scale)
+            )
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.store = Store(store_number=secrets.randbits(31))
+        self.accounts = Accounts()
+        self.faults = FaultInjector(seed=self.settings.fault_seed)
+        self.observers: list[BodyObserver] = []
+        self.requests: deque[RequestRecord] = deque(maxlen=1000)
+        self.push = PushEngine(
+            store=self.store,
+            clock=self.clock,
+            lock=self.lock,
+            emit=self._emit,
+            server_version=self.settings.server_version,
+            max_events_per_notification=self.settings.max_events_per_notification,
+            callback_timeout=self.settings.callback_timeout_seconds,
+        )
+        self.ews = EwsEndpoint(store=self.store, clock=self.clock, push=self.push)
+        self.clock.on_advance(self.push.poke)
+        self._host = host
+        self._port = port
+        self._server: ThreadingHTTPServer | None = None
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+    def start(self) -> ExchangeSimulator:
+        if self._server is not None:
+            raise RuntimeError("simulator already started")
+        if self._host not in ("127.0.0.1", "::1", "localhost"):
+            # Tooling with demo credentials has no business listening beyond this machine.
+            raise ValueError(f"the simulator only listens on loopback, not {self._host}")
+        server = _Server((self._host, self._port), _Handler)
+        server.simulator = self
+        self._server = server
+        # A short poll interval keeps stop() quick; serve_forever only checks for shutdown between polls.
+        serving = threading.Thread(
+            target=server.serve_forever, args=(0.05,), name="exchange-simulator-http", daemon=True
+        )
+        serving.start()
+        self._threads.append(serving)
+        if self.settings.dispatch == "background":
+            dispatcher = threading.Thread(
+                target=self.push.serve_forever,
+                args=(self._stopping,),
+                name="exchange-simulator-push",
+                daemon=True,
+            )
+            dispatcher.start()
+            self._threads.append(dispatcher)
+        log.info("Exchange simulator listening on %s", self.ews_url)
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.push.poke()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads.clear()
+        self._server = None
+
+    def __enter__(self) -> ExchangeSimulator:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("simulator not started")
+        return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def ews_url(self) -> str:
+        return self.base_url + EWS_PATH
+
+    @property
+    def control_url(self) -> str:
+        return self.base_url + CONTROL_PREFIX
+
+    # -- directory ---------------------------------------------------------------------------------------
+    def add_mailbox(self, address: str, display_name: str | None = None) -> Mailbox:
+        with self.lock:
+            return self.store.add_mailbox(address, display_name, self.clock.now())
+
+    def add_service_account(
+        self, username: str, password: str, *, can_impersonate: bool = True, domain: str | None = None
+    ) -> ServiceAccount:
+        account = ServiceAccount(username, password, can_impersonate)
+        if domain:
+            account.domain = domain
+        with self.lock:
+            return self.accounts.add(account)
+
+    def load_demo(self, path: Path | str | None = None) -> dict[str, Any]:
+        """Create the demo organisation (see demo.toml) and return what was created."""
+        source = Path(path) if path else self.settings.demo_file
+        text = (
+            source.read_text(encoding="utf-8")
+            if source
+            else resources.files("exchange_simulator").joinpath("demo.toml").read_text(encoding="utf-8")
+        )
+        demo = tomllib.loads(text)
+        for account in demo.get("service_accounts", []):
+            self.add_service_account(
+                account["username"], account["password"], can_impersonate=account.get("can_impersonate", True)
+            )
+        for mailbox_spec in demo.get("mailboxes", []):
+            mailbox = self.add_mailbox(mailbox_spec["address"], mailbox_spec.get("display_name"))
+            for message in mailbox_spec.get("messages", []):
+                delivered = self.deliver(mailbox.address, **message)
+                if message.get("is_read"):
+                    self.mark_read(mailbox.address, delivered.number, True)
+        return demo
+
+    # -- mail --------------------------------------------------------------------------------------------
+    def deliver(
+        self,
+        mailbox: str,
+        *,
+        subject: str = "",
+        body: str = "",
+        body_type: str = "Text",
+        importance: str = "Normal",
+        received: datetime | str | None = None,
+        folder: str = "inbox",
+        internet_message_id: str | None = None,
+        is_read: bool = False,
+        **sender: Any,
+    ) -> Message:
+        """Deliver a message as if it came in over SMTP; raises CreatedEvent, NewMailEvent, ModifiedEvent."""
+        from_value = sender.pop("from_", None) or sender.pop("from", None) or sender.pop("sender", None)
+        if sender:
+            raise TypeError(f"unexpected arguments: {sorted(sender)}")
+        if isinstance(received, str):
+            received = parse_ews_datetime(received)
+        with self.lock:
+            box = self.store.mailbox(mailbox)
+            message = self.store.deliver(
+                box,
+                self.clock.now(),
+                sender=Address.parse(from_value or "Postmaster <postmaster@simulator.invalid>"),
+                subject=subject,
+                body=body,
+                body_type=body_type,
+                importance=importance,
+                received=received,
+                folder=self.store.resolve_folder(box, folder),
+                internet_message_id=internet_message_id,
+            )
+            if is_read:
+                self.store.set_read(box, message, True, self.clock.now())
+        self.push.poke()
+        return message
+
+    def mark_read(self, mailbox: str, message: str | int, is_read: bool = True) -> Message:
+        with self.lock:
+            box = self.store.mailbox(mailbox)
+            found = self.store.message(box, message)
+            self.store.set_read(box, found, is_read, self.clock.now())
+        self.push.poke()
+        return found
+
+    def move(self, mailbox: str, message: str | int, folder: str) -> Message:
+        with self.lock:
+            box = self.store.mailbox(mailbox)
+            moved = self.store.move(
+                box,
+                self.store.message(box, message),
+                self.store.resolve_folder(box, folder),
+                self.clock.now(),
+            )
+        self.push.poke()
+        return moved
+
+    def delete(self, mailbox: str, message: str | int) -> None:
+        with self.lock:
+            box = self.store.mailbox(mailbox)
+            self.store.delete(box, self.store.message(box, message), self.clock.now())
+        self.push.poke()
+
+    def item_id(self, mailbox: str, message: Message | int) -> str:
+        with self.lock:
+            box = self.store.mailbox(mailbox)
+            return self.store.item_id(box, message.number if isinstance(message, Message) else message)
+
+    def watermark(self, mailbox: str) -> str:
+        """The mailbox's current watermark (what a fresh subscription would return)."""
+        with self.lock:
+            box = self.store.mailbox(mailbox)
+            return self.store.watermark(box, box.head_seq)
+
+    # -- push and faults ---------------------------------------------------------------------------------
+    def run_due_work(self) -> list[DeliveryAttempt]:
+        """Make every callback due at the current protocol time now, in this thread (dispatch='manual')."""
+        return self.push.run_due_work()
+
+    def pause_push(self) -> None:
+        with self.lock:
+            self.push.paused = True
+
+    def resume_push(self) -> None:
+        with self.lock:
+            self.push.paused = False
+        self.push.poke()
+
+    def expire_watermarks(self, mailbox: str) -> None:
+        """Every watermark issued for the mailbox so far becomes ErrorInvalidWatermark."""
+        with self.lock:
+            box = self.store.mailbox(mailbox)
+            box.expired_before_seq = box.head_seq + 1
+
+    def subscriptions(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [subscription.describe() for subscription in self.push.subscriptions.values()]
+
+    def deliveries(self) -> list[DeliveryAttempt]:
+        with self.lock:
+            return list(self.push.deliveries)
+
+    # -- bodies ------------------------------------------------------------------------------------------
+    def _emit(self, body: bytes, kind: str) -> None:
+        for observer in [*GLOBAL_BODY_OBSERVERS, *self.observers]:
+            observer(body, kind)
+
+    # -- EWS over HTTP -----------------------------------------------------------------------------------
+    def handle_ews(
+        self, body: bytes, account: ServiceAccount, anchor_mailbox: str | None
+    ) -> tuple[int, bytes | None, str | None]:
+        """Return (HTTP status, response body, operation); a None body means: reset the connection."""
+        operation: str | None = None
+        impersonated: str | None = None
+        try:
+            parsed = parse_request(body)
+            self.ews.check_operation(parsed)
+            operation = parsed.operation
+            decision = self.faults.decide(operation)
+            if decision.latency_ms:
+                time.sleep(decision.latency_ms / 1000)  # real latency is the point of this fault
+            if decision.connection_reset:
+                self._record(operation, account, None, anchor_mailbox, 0, "ConnectionReset")
+                return 0, None, operation
+            if decision.server_busy_back_off_ms is not None:
+                raise EwsFault(
+                    "ErrorServerBusy",
+                    "The server cannot service this request right now. Try again later.",
+                    back_off_ms=decision.server_busy_back_off_ms,
+                )
+            with self.lock:
+                context: CallContext = self.ews.resolve_target(parsed, account)
+                impersonated = context.mailbox.address if context.impersonated else None
+                content = self.ews.call(parsed, context)
+            status = 200
+        except EwsFault as e:
+            content = soap.fault(e.code, e.text, back_off_ms=e.back_off_ms)
+            status = 500
+        except Exception:  # a simulator bug must still answer like a server, not hang up
+            log.exception("EWS request failed inside the simulator")
+            content = soap.fault("ErrorInternalServerError", "An internal server error occurred.")
+            status = 500
+        response = soap.envelope(self.settings.server_version, content)
+        self._emit(response, operation or "Fault")
+        self._record(operation, account, impersonated, anchor_mailbox, status, _response_code(content))
+        return status, response, operation
+
+    def _record(
+        self,
+        operation: str | None,
+        account: ServiceAccount | None,
+        impersonated: str | None,
+        anchor: str | None,
+        status: int,
+        code: str,
+    ) -> None:
+        with self.lock:
+            self.requests.append(
+                RequestRecord(
+                    at=self.clock.now(),
+                    operation=operation,
+                    account=account.username if account else None,
+                    impersonated=impersonated,
+                    anchor_mailbox=anchor,
+                    http_status=status,
+                    response_code=code,
+                )
+            )
+
+
+def _response_code(content: etree._Element) -> str:
+    codes = content.xpath(".//*[local-name()='ResponseCode']")
+    values = sorted({code.text for code in codes if code.text})
+    return ",".join(values) or "NoError"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # exchangelib keeps pooled keep-alive connections open; never wait for them when stopping.
+    block_on_close = False
+    simulator: ExchangeSimulator
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: NTLM authenticates a connection, not a request
+    server_version = "Microsoft-IIS/10.0"
+    sys_version = ""
+    timeout = 120  # idle keep-alive connections are closed eventually
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.ntlm = NtlmConnection(self.server.simulator.accounts)
+        self._reset = False
+
+    def finish(self) -> None:
+        if self._reset:
+            return
+        with contextlib.suppress(OSError):  # the client hung up first
+            super().finish()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+    @property
+    def sim(self) -> ExchangeSimulator:
+        return self.server.simulator
+
+    # -- plumbing ----------------------------------------------------------------------------------------
+    def _read_body(self) -> bytes | None:
+        length_header = self.headers.get("Content-Length")
+        if length_header is None:
+            return b""
+        try:
+            length = int(length_header)
+        except ValueError:
+            return None
+        if length < 0 or length > MAX_REQUEST_BYTES:
+            return None
+        return self.rfile.read(length)
+
+    def _send(self, status: int, body: bytes, content_type: str, headers: list[tuple[str, str]] = ()) -> None:  # type: ignore[assignment]
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-FEServer", "EXCH01")
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _send_json(self, status: int, payload: Any) -> None:
+        self._send(status, json.dumps(payload, indent=1).encode(), "application/json; charset=utf-8")
+
+    def _reset_connection(self) -> None:
+        # SO_LINGER 0 makes close() send an RST: the client sees "connection reset by peer".
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+        self.close_connection = True
+        self._reset = True
+
+    # -- verbs -------------------------------------------------------------------------------------------
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method: str) -> None:
+        url = urlsplit(self.path)
+        body = self._read_body()
+        if body is None:
+            self._send(413, b"request too large or malformed Content-Length", "text/plain")
+            self.close_connection = True
+            return
+        if url.path.lower() == EWS_PATH.lower():
+            if method != "POST":
+                self._send(405, b"EWS takes SOAP requests by POST", "text/plain", [("Allow", "POST")])
+                return
+            self._ews(body)
+            return
+        if url.path.startswith(CONTROL_PREFIX + "/") or url.path == CONTROL_PREFIX:
+            from exchange_simulator.control import handle_control
+
+            status, payload = handle_control(
+                self.sim, method, url.path[len(CONTROL_PREFIX) :], parse_qs(url.query), body
+            )
+            self._send_json(status, payload)
+            return
+        self._send(404, b"Not Found", "text/plain")
+
+    def _ews(self, body: bytes) -> None:
+        account = self._authenticate()
+        if account is None:
+            return
+        status, response, _ = self.sim.handle_ews(body, account, self.headers.get("X-AnchorMailbox"))
+        if response is None:
+            self._reset_connection()
+            return
+        self._send(status, response, "text/xml; charset=utf-8")
+
+    def _authenticate(self) -> ServiceAccount | None:
+        auth = self.sim.settings.auth
+        authorization = self.headers.get("Authorization", "")
+        scheme, _, token = authorization.partition(" ")
+        scheme = scheme.lower()
+        if scheme == "basic" and "basic" in auth:
+            with self.sim.lock:
+                account = self.sim.accounts.basic(authorization)
+            if account is not None:
+                return account
+        elif scheme in ("ntlm", "negotiate") and "ntlm" in auth:
+            with self.sim.lock:
+                challenge, account = self.ntlm.step(token)
+            if challenge is not None:
+                self._unauthorized(
+                    [("WWW-Authenticate", f"{'NTLM' if scheme == 'ntlm' else 'Negotiate'} {challenge}")]
+                )
+                return None
+            if account is not None:
+                return account
+        elif not authorization and self.ntlm.account is not None:
+            return self.ntlm.account  # this connection already authenticated with NTLM
+        offers = []
+        if "ntlm" in auth:
+            offers += [("WWW-Authenticate", "Negotiate"), ("WWW-Authenticate", "NTLM")]
+        if "basic" in auth:
+            offers.append(("WWW-Authenticate", 'Basic realm="exch01.simulator.invalid"'))
+        self._unauthorized(offers)
+        return None
+
+    def _unauthorized(self, headers: list[tuple[str, str]]) -> None:
+        self._send(
+            401, b"401 - Unauthorized: Access is denied due to invalid credentials.", "text/html", headers
+        )

@@ -1,0 +1,156 @@
+"""The JSON control API, driven over HTTP the way a curl user or another process would."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+import requests
+
+from exchange_simulator import ExchangeSimulator
+from support.simulator_fixtures import DEMO_MAILBOX
+
+pytestmark = pytest.mark.integration
+
+
+def call(sim: ExchangeSimulator, method: str, path: str, json=None) -> requests.Response:
+    return requests.request(method, sim.control_url + path, json=json, timeout=10)
+
+
+def test_deliver_creates_a_message_and_returns_its_ids(exchange_simulator: ExchangeSimulator):
+    response = call(
+        exchange_simulator,
+        "POST",
+        f"/mailboxes/{DEMO_MAILBOX}/messages",
+        {"from": "Bob <bob@contoso.example>", "subject": "Hi", "body": "Hello", "importance": "High"},
+    )
+
+    assert response.status_code == 201
+    created = response.json()
+    assert created["subject"] == "Hi"
+    assert created["from"] == {"name": "Bob", "address": "bob@contoso.example"}
+    assert created["item_id"] == exchange_simulator.item_id(DEMO_MAILBOX, created["ref"])
+    listed = call(exchange_simulator, "GET", f"/mailboxes/{DEMO_MAILBOX}/messages?folder=inbox").json()
+    assert "Hi" in [message["subject"] for message in listed]
+
+
+def test_read_move_and_delete_by_ref_or_by_ews_item_id(exchange_simulator: ExchangeSimulator):
+    created = call(exchange_simulator, "POST", f"/mailboxes/{DEMO_MAILBOX}/messages", {"subject": "x"}).json()
+
+    read = call(exchange_simulator, "POST", f"/mailboxes/{DEMO_MAILBOX}/messages/{created['ref']}/read", {})
+    assert read.json()["is_read"] is True
+    moved = call(
+        exchange_simulator,
+        "POST",
+        f"/mailboxes/{DEMO_MAILBOX}/messages/{quote(created['item_id'], safe='')}/move",
+        {"folder": "deleteditems"},
+    ).json()
+    assert moved["folder"] == "deleteditems"
+    assert moved["item_id"] != created["item_id"]  # a move gives a new id, as in Exchange
+    deleted = call(exchange_simulator, "DELETE", f"/mailboxes/{DEMO_MAILBOX}/messages/{moved['ref']}")
+    assert deleted.status_code == 200
+    assert (
+        call(exchange_simulator, "DELETE", f"/mailboxes/{DEMO_MAILBOX}/messages/{moved['ref']}").status_code
+        == 404
+    )
+
+
+def test_mailboxes_and_service_accounts_can_be_created(exchange_simulator: ExchangeSimulator, ews_account):
+    assert (
+        call(exchange_simulator, "POST", "/mailboxes", {"address": "dave@contoso.example"}).status_code == 201
+    )
+    account = call(
+        exchange_simulator,
+        "POST",
+        "/service-accounts",
+        {"username": "svc-two", "password": "pw", "can_impersonate": True},
+    )
+    assert account.status_code == 201
+
+    inbox = ews_account("dave@contoso.example", username="svc-two", password="pw").inbox
+
+    assert inbox.total_count == 0
+
+
+def test_faults_can_be_injected_listed_and_cleared(exchange_simulator: ExchangeSimulator):
+    added = call(
+        exchange_simulator, "POST", "/faults", {"kind": "server_busy", "count": 3, "back_off_ms": 100}
+    )
+    assert added.status_code == 201
+    assert call(exchange_simulator, "GET", "/faults").json()[0]["remaining"] == 3
+
+    call(exchange_simulator, "DELETE", "/faults")
+
+    assert call(exchange_simulator, "GET", "/faults").json() == []
+
+
+def test_push_can_be_paused_resumed_and_run(
+    exchange_simulator: ExchangeSimulator, ews_account, callback_listener
+):
+    subscription_id, _ = ews_account().inbox.subscribe_to_push(callback_listener.url)
+    call(exchange_simulator, "POST", "/push/pause")
+    call(exchange_simulator, "POST", f"/mailboxes/{DEMO_MAILBOX}/messages", {"subject": "queued"})
+    assert call(exchange_simulator, "POST", "/push/run-due").json() == []
+
+    call(exchange_simulator, "POST", "/push/resume")
+    ran = call(exchange_simulator, "POST", "/push/run-due").json()
+
+    assert [attempt["outcome"] for attempt in ran] == ["ok"]
+    assert call(exchange_simulator, "GET", "/subscriptions").json()[0]["subscription_id"] == subscription_id
+    assert call(exchange_simulator, "GET", "/deliveries").json()[-1]["kind"] == "events"
+
+
+def test_a_subscription_can_be_dropped_silently(exchange_simulator: ExchangeSimulator, ews_account):
+    subscription_id, _ = ews_account().inbox.subscribe_to_push("http://127.0.0.1:9/cb")
+
+    dropped = call(exchange_simulator, "POST", f"/subscriptions/{quote(subscription_id, safe='')}/drop")
+
+    assert dropped.status_code == 200
+    assert call(exchange_simulator, "GET", "/subscriptions").json() == []
+
+
+def test_the_manual_clock_advances_on_request(exchange_simulator: ExchangeSimulator):
+    before = exchange_simulator.clock.now()
+
+    response = call(exchange_simulator, "POST", "/clock/advance", {"minutes": 5})
+
+    assert response.status_code == 200
+    assert (exchange_simulator.clock.now() - before).total_seconds() == 300
+
+
+def test_watermarks_can_be_expired(exchange_simulator: ExchangeSimulator):
+    response = call(exchange_simulator, "POST", f"/mailboxes/{DEMO_MAILBOX}/expire-watermarks")
+
+    assert response.status_code == 200
+    mailbox = exchange_simulator.store.mailbox(DEMO_MAILBOX)
+    assert mailbox.expired_before_seq == mailbox.head_seq + 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("GET", "/nothing-here", None, 404),
+        ("DELETE", "/mailboxes", None, 405),
+        ("POST", f"/mailboxes/{DEMO_MAILBOX}/messages", {"colour": "red"}, 400),
+        ("POST", "/mailboxes/nobody@contoso.example/messages", {"subject": "x"}, 404),
+        ("POST", f"/mailboxes/{DEMO_MAILBOX}/messages", {"importance": "Urgent"}, 400),
+        ("POST", "/faults", {"kind": "meteor"}, 400),
+    ],
+)
+def test_bad_control_requests_get_json_errors(
+    exchange_simulator: ExchangeSimulator, method, path, body, status
+):
+    response = call(exchange_simulator, method, path, body)
+
+    assert response.status_code == status
+    assert "error" in response.json()
+
+
+def test_requests_are_logged_with_their_anchor_mailbox(exchange_simulator: ExchangeSimulator, ews_account):
+    _ = ews_account().inbox
+
+    (record, *_) = call(exchange_simulator, "GET", "/requests").json()
+
+    assert record["operation"] == "GetFolder"
+    assert record["anchor_mailbox"] == DEMO_MAILBOX
+    assert record["impersonated"] == DEMO_MAILBOX
