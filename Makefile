@@ -27,7 +27,7 @@ $(SAM_VENV)/.installed: requirements/sam.txt scripts/bootstrap-venv
 venv: $(VENV)/.installed $(SAM_VENV)/.installed ## Create or refresh the virtualenvs
 
 run: $(VENV)/.installed ## Start the local stack in the foreground (CONFIG=path to use another settings file)
-	$(PY) -m ens_local --config $(CONFIG)
+	PYTHONPATH=local $(PY) -m ens_local --config $(CONFIG)
 
 test: venv lint template-check ## Lint, check the template, run every test
 	$(PY) -m pytest $(PYTEST_ARGS)

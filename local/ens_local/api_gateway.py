@@ -1,0 +1,488 @@
+"""The HTTP front: API Gateway REST API (v1) Lambda proxy integration, on loopback.
+
+Each request becomes the proxy event AWS builds and goes to the very handler the Lambda runs; the
+handler's dict becomes the HTTP response. Where the local front must choose, it answers what a REST
+API answers: 403 "Missing Authentication Token" for an unknown route or method, 413 beyond the
+10 MiB payload limit (handler not called), 502 "Internal server error" when the handler raises,
+times out or returns a malformed proxy response.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import re
+import threading
+import time
+import traceback
+import uuid
+import zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from ens_local.aws import LOCAL_ACCOUNT_ID
+from ens_local.functions import LoadedFunction
+from ens_local.template import ApiRoute
+
+log = logging.getLogger("local_stack.api")
+
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's hard limit on a request payload
+_PROXY_RESPONSE_KEYS = {"statusCode", "headers", "multiValueHeaders", "body", "isBase64Encoded"}
+# An oversized body is read and thrown away up to this size before the 413 goes out: a client that
+# is still writing when the server closes sees a reset connection instead of API Gateway's answer.
+_DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class GatewayReply:
+    """What goes back on the wire."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class RouteMatch:
+    route: ApiRoute
+    path_parameters: dict[str, str]
+
+
+class Router:
+    """Matches method + path against the template's routes, most specific route first.
+
+    API Gateway prefers literal segments over {param} over {greedy+}; sorting by that order gives the
+    same answer for the route shapes SAM allows.
+    """
+
+    def __init__(self, routes: Iterable[ApiRoute]) -> None:
+        compiled = [(route, _compile(route.path)) for route in routes]
+        compiled.sort(key=lambda item: _specificity(item[0].path))
+        self._routes = compiled
+
+    def match(self, method: str, path: str) -> RouteMatch | None:
+        for route, pattern in self._routes:
+            found = pattern.fullmatch(path)
+            if found and route.method in (method, "ANY"):
+                return RouteMatch(route, {k: unquote(v) for k, v in found.groupdict().items()})
+        return None
+
+    def masked(self, path: str) -> str:
+        """The path as it may be logged: path parameters are secrets (callback tokens) and never appear."""
+        for route, pattern in self._routes:
+            if pattern.fullmatch(path):
+                return re.sub(r"\{([^}+]+)\+?\}", r"{\1}", route.path)
+        # Unknown paths may still carry a token someone mistyped the route around.
+        return "/".join(
+            "{…}" if re.fullmatch(r"[A-Za-z0-9_\-.~%=]{16,}", part) else part for part in path.split("/")
+        )
+
+
+def _compile(template_path: str) -> re.Pattern[str]:
+    pattern = ""
+    for segment in template_path.strip("/").split("/"):
+        greedy = re.fullmatch(r"\{([A-Za-z0-9_]+)\+\}", segment)
+        single = re.fullmatch(r"\{([A-Za-z0-9_]+)\}", segment)
+        if greedy:
+            pattern += f"/(?P<{greedy.group(1)}>.+)"
+        elif single:
+            pattern += f"/(?P<{single.group(1)}>[^/]+)"
+        elif segment:
+            pattern += "/" + re.escape(segment)
+    return re.compile(pattern or "/")
+
+
+def _specificity(template_path: str) -> tuple[int, int]:
+    return ("+}" in template_path, template_path.count("{"))
+
+
+def build_rest_proxy_event(
+    method: str,
+    path: str,
+    route: ApiRoute | str,
+    *,
+    headers: Sequence[tuple[str, str]] | Mapping[str, str] = (),
+    body: bytes | str | None = None,
+    query: str = "",
+    path_parameters: Mapping[str, str] | None = None,
+    stage: str = "dev",
+    source_ip: str = "127.0.0.1",
+    api_id: str = "localapi01",
+    request_id: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The event API Gateway's REST Lambda proxy integration gives the function.
+
+    `route` is the matched resource (its path template, e.g. /ews/notifications/{token}); `path`
+    is the request path without the stage. A body that is not valid UTF-8 travels base64 encoded
+    with isBase64Encoded=true, as it does when the API declares binary media types.
+    """
+    resource = route.path if isinstance(route, ApiRoute) else route
+    header_items = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
+    single_headers: dict[str, str] = {}
+    multi_headers: dict[str, list[str]] = {}
+    for name, value in header_items:
+        single_headers[name] = value  # the last of repeated headers wins, as in AWS
+        multi_headers.setdefault(name, []).append(value)
+
+    query_pairs = parse_qsl(query, keep_blank_values=True)
+    single_query: dict[str, str] = {}
+    multi_query: dict[str, list[str]] = {}
+    for name, value in query_pairs:
+        single_query[name] = value
+        multi_query.setdefault(name, []).append(value)
+
+    raw = body.encode() if isinstance(body, str) else body
+    event_body: str | None
+    is_base64 = False
+    if not raw:
+        event_body = None
+    else:
+        try:
+            event_body = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            event_body = base64.b64encode(raw).decode("ascii")
+            is_base64 = True
+
+    now = now or datetime.now(UTC)
+    request_id = request_id or str(uuid.uuid4())
+    host = single_headers.get("Host") or next(
+        (v for k, v in single_headers.items() if k.lower() == "host"), ""
+    )
+    user_agent = next((v for k, v in single_headers.items() if k.lower() == "user-agent"), None)
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": single_headers or None,
+        "multiValueHeaders": multi_headers or None,
+        "queryStringParameters": single_query or None,
+        "multiValueQueryStringParameters": multi_query or None,
+        "pathParameters": dict(path_parameters) if path_parameters else None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourceId": f"{zlib.crc32(resource.encode()):08x}"[:6],
+            "resourcePath": resource,
+            "httpMethod": method,
+            "extendedRequestId": base64.b32encode(uuid.uuid4().bytes)[:16].decode("ascii"),
+            "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "path": f"/{stage}{path}",
+            "accountId": LOCAL_ACCOUNT_ID,
+            "protocol": "HTTP/1.1",
+            "stage": stage,
+            "domainPrefix": host.split(".")[0].split(":")[0] if host else api_id,
+            "requestTimeEpoch": int(now.timestamp() * 1000),
+            "requestId": request_id,
+            "identity": {
+                "cognitoIdentityPoolId": None,
+                "accountId": None,
+                "cognitoIdentityId": None,
+                "caller": None,
+                "sourceIp": source_ip,
+                "principalOrgId": None,
+                "accessKey": None,
+                "cognitoAuthenticationType": None,
+                "cognitoAuthenticationProvider": None,
+                "userArn": None,
+                "userAgent": user_agent,
+                "user": None,
+            },
+            "domainName": host or f"{api_id}.execute-api.localhost",
+            "deploymentId": "local",
+            "apiId": api_id,
+        },
+        "body": event_body,
+        "isBase64Encoded": is_base64,
+    }
+
+
+class MalformedProxyResponse(ValueError):
+    """The handler's result is not what the proxy integration accepts."""
+
+
+def reply_from_proxy_result(result: Any) -> GatewayReply:
+    """Turn a handler's proxy result into the HTTP response API Gateway would send."""
+    if not isinstance(result, Mapping):
+        raise MalformedProxyResponse(f"result is {type(result).__name__}, not an object")
+    extra = set(result) - _PROXY_RESPONSE_KEYS
+    if extra:
+        raise MalformedProxyResponse(f"unexpected field(s) {sorted(extra)}")
+    status = result.get("statusCode")
+    if isinstance(status, str) and status.isdigit():
+        status = int(status)
+    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
+        raise MalformedProxyResponse(f"statusCode {status!r} is not an HTTP status")
+
+    # AWS merges both maps; a name in multiValueHeaders replaces the same name in headers.
+    merged: dict[str, list[str]] = {}
+    for name, value in (result.get("headers") or {}).items():
+        merged[str(name)] = [_header_text(name, value)]
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        if not isinstance(values, list):
+            raise MalformedProxyResponse(f"multiValueHeaders[{name!r}] is not a list")
+        merged[str(name)] = [_header_text(name, value) for value in values]
+    if not any(name.lower() == "content-type" for name in merged):
+        merged["Content-Type"] = ["application/json"]  # what a REST API sends when the function says nothing
+
+    body = result.get("body")
+    if body is None:
+        payload = b""
+    elif not isinstance(body, str):
+        raise MalformedProxyResponse(f"body is {type(body).__name__}, not a string")
+    elif result.get("isBase64Encoded"):
+        try:
+            payload = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError) as error:
+            raise MalformedProxyResponse(f"isBase64Encoded but body is not base64: {error}") from None
+    else:
+        payload = body.encode("utf-8")
+    headers = [(name, value) for name, values in merged.items() for value in values]
+    return GatewayReply(status, headers, payload)
+
+
+def _header_text(name: Any, value: Any) -> str:
+    if isinstance(value, (Mapping, list)):
+        raise MalformedProxyResponse(f"header {name!r} has a {type(value).__name__} value")
+    return "true" if value is True else "false" if value is False else str(value)
+
+
+def _json_reply(status: int, message: str, error_type: str) -> GatewayReply:
+    body = json.dumps({"message": message}).encode()
+    return GatewayReply(
+        status, [("Content-Type", "application/json"), ("x-amzn-ErrorType", error_type)], body
+    )
+
+
+MISSING_TOKEN = _json_reply(403, "Missing Authentication Token", "MissingAuthenticationTokenException")
+TOO_LARGE = _json_reply(413, "Request Too Long", "RequestTooLongException")
+INTERNAL_ERROR = _json_reply(502, "Internal server error", "InternalServerErrorException")
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One handled request, for the one-line log and for tests."""
+
+    method: str
+    masked_path: str
+    status: int
+    duration_ms: float
+    function: str | None
+
+
+class ApiGatewayFront:
+    """A threaded HTTP server routing the template's Api events to loaded handlers.
+
+    `stages` maps a route's RestApi logical id to its stage name. Requests are accepted both without
+    the stage (as `sam local start-api` serves) and with it (as the execute-api URL carries it).
+    """
+
+    def __init__(
+        self,
+        functions: Mapping[str, LoadedFunction],
+        routes: Iterable[ApiRoute],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        stages: Mapping[str, str] | None = None,
+        on_request: Callable[[RequestRecord], None] | None = None,
+    ) -> None:
+        # Kept by reference: the stack binds the port first (its URL may go into the functions'
+        # environment) and loads the functions afterwards into this same mapping.
+        self.functions = functions
+        self.routes = list(routes)
+        self.router = Router(self.routes)
+        self.stages = dict(stages or {})
+        self.on_request = on_request or _log_request
+        self._server = ThreadingHTTPServer((host, port), _make_request_handler(self))
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> ApiGatewayFront:
+        missing = {route.function for route in self.routes} - set(self.functions)
+        if missing:
+            raise ValueError(f"routes name functions that are not loaded: {sorted(missing)}")
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="api-gateway", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._server.server_close()
+
+    def handle(
+        self, method: str, raw_path: str, headers: Sequence[tuple[str, str]], body: bytes, source_ip: str
+    ) -> tuple[GatewayReply, RequestRecord]:
+        started = time.monotonic()
+        split = urlsplit(raw_path)
+        path = unquote(split.path) or "/"
+        found, path = self._match(method, path)
+        function_name = None
+        if found is None:
+            reply = MISSING_TOKEN
+        else:
+            function = self.functions[found.route.function]
+            function_name = function.logical_id
+            event = build_rest_proxy_event(
+                method,
+                path,
+                found.route,
+                headers=headers,
+                body=body,
+                query=split.query,
+                path_parameters=found.path_parameters,
+                stage=self.stages.get(found.route.api, "Prod"),
+                source_ip=source_ip,
+            )
+            reply = self._invoke(function, event)
+        record = RequestRecord(
+            method=method,
+            masked_path=self.router.masked(path),
+            status=reply.status,
+            duration_ms=(time.monotonic() - started) * 1000,
+            function=function_name,
+        )
+        request_id = next((v for k, v in reply.headers if k.lower() == "x-amzn-requestid"), None)
+        if request_id is None:
+            reply = GatewayReply(
+                reply.status, [*reply.headers, ("x-amzn-RequestId", str(uuid.uuid4()))], reply.body
+            )
+        return reply, record
+
+    def _match(self, method: str, path: str) -> tuple[RouteMatch | None, str]:
+        found = self.router.match(method, path)
+        if found is None:
+            stage, _, rest = path.lstrip("/").partition("/")
+            if stage and stage in self.stages.values():
+                path = "/" + rest
+                found = self.router.match(method, path)
+        return found, path
+
+    def _invoke(self, function: LoadedFunction, event: dict[str, Any]) -> GatewayReply:
+        try:
+            result = function.invoke(event)
+        except Exception:
+            log.error("%s raised; API Gateway answers 502:\n%s", function.logical_id, traceback.format_exc())
+            return INTERNAL_ERROR
+        try:
+            return reply_from_proxy_result(result)
+        except MalformedProxyResponse as error:
+            log.error(
+                "%s: malformed Lambda proxy response (%s); API Gateway answers 502",
+                function.logical_id,
+                error,
+            )
+            return INTERNAL_ERROR
+
+
+def _log_request(record: RequestRecord) -> None:
+    log.info(
+        "%s %s -> %d %.1f ms%s",
+        record.method,
+        record.masked_path,
+        record.status,
+        record.duration_ms,
+        f" ({record.function})" if record.function else "",
+    )
+
+
+def _make_request_handler(front: ApiGatewayFront) -> type[BaseHTTPRequestHandler]:
+    class RequestHandler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as clients of API Gateway expect
+        server_version = "ens-local"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """The front logs one line of its own per request; http.server's line would leak tokens."""
+
+        def _serve(self) -> None:
+            started = time.monotonic()
+            body = self._read_body()
+            if body is None:
+                reply = TOO_LARGE
+                elapsed_ms = (time.monotonic() - started) * 1000
+                masked = front.router.masked(unquote(urlsplit(self.path).path))
+                record = RequestRecord(self.command, masked, 413, elapsed_ms, None)
+                self.close_connection = True
+            else:
+                headers = list(self.headers.items())
+                reply, record = front.handle(self.command, self.path, headers, body, self.client_address[0])
+            # Logged before the answer goes out, so the line exists by the time the client has it.
+            front.on_request(record)
+            self._send(reply)
+
+        def _read_body(self) -> bytes | None:
+            """The request payload, or None when it exceeds API Gateway's limit (then it is discarded)."""
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                return self._read_chunked()
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_PAYLOAD_BYTES:
+                if length <= _DRAIN_LIMIT_BYTES:
+                    remaining = length
+                    while remaining > 0:
+                        chunk = self.rfile.read(min(remaining, 1 << 20))
+                        if not chunk:
+                            break  # the client gave up
+                        remaining -= len(chunk)
+                return None
+            return self.rfile.read(length) if length else b""
+
+        def _read_chunked(self) -> bytes | None:
+            chunks: list[bytes] = []
+            total = 0
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(chunks)
+                total += size
+                if total > MAX_PAYLOAD_BYTES:
+                    return None
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+
+        def _send(self, reply: GatewayReply) -> None:
+            self.send_response(reply.status)
+            for name, value in reply.headers:
+                if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(reply.body)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(reply.body)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve  # noqa: N815
+
+    return RequestHandler
+
+
+__all__ = [
+    "INTERNAL_ERROR",
+    "MAX_PAYLOAD_BYTES",
+    "MISSING_TOKEN",
+    "TOO_LARGE",
+    "ApiGatewayFront",
+    "GatewayReply",
+    "MalformedProxyResponse",
+    "RequestRecord",
+    "Router",
+    "build_rest_proxy_event",
+    "reply_from_proxy_result",
+]

@@ -1,0 +1,171 @@
+"""The settings file: what it accepts, and how it names what it refuses."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from ens_local.config import (
+    DEFAULT_CONFIG,
+    ConfigError,
+    StackSettings,
+    fill_placeholders,
+    load_settings,
+)
+from ens_local.template import DEFAULT_TEMPLATE
+
+pytestmark = pytest.mark.unit
+
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "local-stack.md"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "settings.toml"
+    path.write_text(f'[stack]\ntemplate = "{DEFAULT_TEMPLATE}"\n{text}', encoding="utf-8")
+    return path
+
+
+def test_the_checked_in_default_loads_with_the_template_parameters_it_overrides() -> None:
+    settings = load_settings(DEFAULT_CONFIG)
+
+    assert settings.stack.template == DEFAULT_TEMPLATE
+    assert settings.stack.host == "127.0.0.1"
+    assert settings.exchange_simulator.enabled is True
+
+
+def test_the_checked_in_default_sets_every_stack_key_explicitly() -> None:
+    text = DEFAULT_CONFIG.read_text(encoding="utf-8")
+
+    for field in fields(StackSettings):
+        assert re.search(rf"^{field.name} = ", text, re.MULTILINE), field.name
+
+
+def test_every_stack_key_and_section_is_documented() -> None:
+    documentation = DOCS.read_text(encoding="utf-8")
+
+    for name in [f.name for f in fields(StackSettings)] + ["enabled", "port", "load_demo"]:
+        assert f"`{name}`" in documentation, name
+    for section in ("[stack]", "[parameters]", "[environment]", "[secrets]", "[exchange_simulator]"):
+        assert section in documentation, section
+
+
+def test_an_empty_file_gives_the_documented_defaults(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, ""))
+
+    assert settings.stack.api_port == 3000
+    assert settings.stack.aws_port == 4566
+    assert settings.parameters == settings.environment == settings.secrets == {}
+    assert settings.exchange_simulator.enabled is False
+
+
+def test_template_paths_are_relative_to_the_settings_file(tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    path = tmp_path / "conf" / "s.toml"
+    relative = Path("..") / DEFAULT_TEMPLATE.relative_to(DEFAULT_TEMPLATE.anchor)
+    path.write_text(f'[stack]\ntemplate = "{"../" * len(tmp_path.parts)}{relative}"\n', encoding="utf-8")
+
+    assert load_settings(path).stack.template == DEFAULT_TEMPLATE
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("[stak]\n", ["stak"]),
+        ("api_prot = 3000\n", ["stack.api_prot"]),
+        ('api_port = "3000"\n', ["stack.api_port", "int", "str"]),
+        ("api_port = true\n", ["stack.api_port", "int", "bool"]),
+        ("aws_port = 70000\n", ["stack.aws_port", "0..65535"]),
+        ("poll_wait_seconds = 21\n", ["stack.poll_wait_seconds"]),
+        ("[parameters]\nStaeg = 'dev'\n", ["parameters.Staeg", "Stage"]),
+        ("[parameters]\nLogLevel = 'LOUD'\n", ["parameters.LogLevel", "DEBUG"]),
+        ("[parameters]\nStage = 'Has Spaces'\n", ["parameters.Stage", "pattern"]),
+        ("[parameters]\nMaxNotificationBytes = 10\n", ["parameters.MaxNotificationBytes", "MinValue"]),
+        (
+            "[parameters]\nNotificationsMaxReceiveCount = 'many'\n",
+            ["parameters.NotificationsMaxReceiveCount"],
+        ),
+        ("[environment]\nLIST = [1, 2]\n", ["environment.LIST", "list"]),
+        ("[environment]\nURL = '${nowhere}'\n", ["environment.URL", "${nowhere}"]),
+        ("[secrets]\nsecret = 3\n", ["secrets.secret", "string or a table"]),
+        ("[exchange_simulator]\nenabled = 'yes'\n", ["exchange_simulator.enabled", "bool"]),
+        ("environment = 'x'\n", ["stack.environment"]),
+    ],
+)
+def test_a_wrong_setting_is_refused_naming_the_file_and_key(
+    tmp_path: Path, text: str, names: list[str]
+) -> None:
+    path = write(tmp_path, text)
+
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path)
+
+    assert str(path) in str(refused.value)
+    for name in names:
+        assert name in str(refused.value)
+
+
+def test_a_section_that_is_not_a_table_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text('environment = "x"\n', encoding="utf-8")
+
+    with pytest.raises(ConfigError, match=r"\[environment\] must be a table"):
+        load_settings(path)
+
+
+def test_invalid_toml_and_missing_files_are_reported_with_their_path(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[stack\n", encoding="utf-8")
+
+    with pytest.raises(ConfigError, match=r"broken\.toml: not valid TOML"):
+        load_settings(broken)
+    with pytest.raises(ConfigError, match=r"absent\.toml: no such settings file"):
+        load_settings(tmp_path / "absent.toml")
+
+
+def test_scalars_become_the_strings_lambda_sees(tmp_path: Path) -> None:
+    settings = load_settings(
+        write(
+            tmp_path, "[parameters]\nMaxNotificationBytes = 65536\n[environment]\nA = 1\nB = true\nC = 'c'\n"
+        )
+    )
+
+    assert settings.parameters == {"MaxNotificationBytes": "65536"}
+    assert settings.environment == {"A": "1", "B": "true", "C": "c"}
+
+
+def test_a_secret_table_is_stored_as_json_and_a_string_as_is(tmp_path: Path) -> None:
+    settings = load_settings(
+        write(
+            tmp_path,
+            '[secrets]\n"ens/plain" = "s3cret"\n"ens/account" = { username = "svc", password = "pw" }\n',
+        )
+    )
+
+    assert settings.secrets["ens/plain"] == "s3cret"
+    assert json.loads(settings.secrets["ens/account"]) == {"username": "svc", "password": "pw"}
+
+
+def test_unknown_simulator_keys_are_passed_through_to_the_simulator(tmp_path: Path) -> None:
+    settings = load_settings(
+        write(
+            tmp_path,
+            "[exchange_simulator]\nport = 0\nlatency_ms = 5\n[exchange_simulator.faults]\nbusy = 1\n",
+        )
+    )
+
+    simulator = settings.exchange_simulator
+    assert simulator.enabled is True  # a present table means "run it" unless enabled = false
+    assert simulator.port == 0
+    assert simulator.settings == {"latency_ms": 5, "faults": {"busy": 1}}
+
+
+def test_placeholders_are_filled_from_what_the_running_stack_knows() -> None:
+    text = fill_placeholders("${api_url}/ews/notifications/", {"api_url": "http://127.0.0.1:3000"})
+
+    assert text == "http://127.0.0.1:3000/ews/notifications/"
+    with pytest.raises(ConfigError, match="simulator_ews_url"):
+        fill_placeholders("${simulator_ews_url}", {})
