@@ -19,7 +19,7 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
 
 $(VENV)/.installed: requirements/dev.txt layers/ens/requirements.txt scripts/bootstrap-venv
-	@scripts/bootstrap-venv $(VENV) requirements/dev.txt 2> >(grep -v '^WARNING: Location' >&2)
+	@scripts/bootstrap-venv $(VENV) requirements/dev.txt layers/ens local tests 2> >(grep -v '^WARNING: Location' >&2)
 
 $(SAM_VENV)/.installed: requirements/sam.txt scripts/bootstrap-venv
 	@scripts/bootstrap-venv $(SAM_VENV) requirements/sam.txt 2> >(grep -v '^WARNING: Location' >&2)
@@ -27,7 +27,7 @@ $(SAM_VENV)/.installed: requirements/sam.txt scripts/bootstrap-venv
 venv: $(VENV)/.installed $(SAM_VENV)/.installed ## Create or refresh the virtualenvs
 
 run: $(VENV)/.installed ## Start the local stack in the foreground (CONFIG=path to use another settings file)
-	PYTHONPATH=local $(PY) -m ens_local --config $(CONFIG)
+	$(PY) -m ens_local --config $(CONFIG)
 
 test: venv lint template-check ## Lint, check the template, run every test
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -51,7 +51,7 @@ deploy: build ## sam deploy with a samconfig.toml profile: make deploy ENV=dev
 	$(SAM) deploy --config-env $(or $(ENV),dev)
 
 bench: $(VENV)/.installed ## Run the benchmarks in bench/ and print their figures
-	PYTHONPATH=layers/ens:local:tests $(PY) -m bench
+	$(PY) -m bench
 
 clean: ## Remove virtualenvs and build output
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .ruff_cache

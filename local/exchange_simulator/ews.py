@@ -130,7 +130,7 @@ class CallContext:
 
 def parse_request(body: bytes) -> ParsedRequest:
     try:
-        root = etree.fromstring(body, soap.REQUEST_PARSER)
+        root = soap.parse_request(body)
     except etree.XMLSyntaxError as e:
         raise EwsFault("ErrorSchemaValidation", f"The request failed schema validation: {e}") from None
     if root.tag != soap.s("Envelope"):

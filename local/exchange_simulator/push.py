@@ -410,7 +410,7 @@ def _notification_envelope(request_version: str, body_content: etree._Element) -
 
 def _subscription_status(reply: bytes) -> str | None:
     try:
-        root = etree.fromstring(reply, soap.REQUEST_PARSER)
+        root = soap.parse_request(reply)
     except etree.XMLSyntaxError:
         return None
     status = root.find(f".//{m('SendNotificationResult')}/{m('SubscriptionStatus')}")

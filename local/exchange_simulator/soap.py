@@ -6,30 +6,22 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
-MESSAGES_NS = "http://schemas.microsoft.com/exchange/services/2006/messages"
-TYPES_NS = "http://schemas.microsoft.com/exchange/services/2006/types"
+# One definition of the EWS namespaces and of the hardened parser: ENS's own (shipped) core.
+from ens.core.ews import MESSAGES_NS, TYPES_NS, hardened_parser
+from ens.core.ews import SOAP_ENVELOPE_NS as SOAP_NS
+from ens.core.ews import messages as m
+from ens.core.ews import soap as s
+from ens.core.ews import types as t
+
 ERRORS_NS = "http://schemas.microsoft.com/exchange/services/2006/errors"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 
 NSMAP = {"s": SOAP_NS, "m": MESSAGES_NS, "t": TYPES_NS}
 
-# Requests come from outside: no entities, no DTDs, no network, bounded trees.
-REQUEST_PARSER = etree.XMLParser(
-    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_blank_text=True
-)
 
-
-def s(tag: str) -> str:
-    return f"{{{SOAP_NS}}}{tag}"
-
-
-def m(tag: str) -> str:
-    return f"{{{MESSAGES_NS}}}{tag}"
-
-
-def t(tag: str) -> str:
-    return f"{{{TYPES_NS}}}{tag}"
+def parse_request(body: bytes) -> etree._Element:
+    """Parse what comes from outside with ENS's hardened parser (no DTD, entities or network)."""
+    return etree.fromstring(body, hardened_parser())
 
 
 def sub(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
