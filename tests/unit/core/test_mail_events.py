@@ -29,6 +29,12 @@ def test_new_mail_becomes_one_mail_event_with_everything_the_consumer_needs() ->
     )
 
 
+def test_new_mail_without_an_item_id_is_still_queued_for_the_consumer_to_account_for() -> None:
+    (event,) = events_for(Event("NewMail", "wm-1", folder_id="odd-folder-id"))
+
+    assert (event.kind, event.item_id, event.watermark) == ("NewMail", None, "wm-1")
+
+
 def test_unread_count_change_on_a_folder_is_queued_for_badges() -> None:
     (event,) = events_for(Event("Modified", "wm-1", folder_id="inbox", unread_count=4))
 

@@ -54,7 +54,9 @@ def mail_events(mailbox: str, notification: SendNotification) -> list[MailEvent]
 
 
 def _mail_event(mailbox: str, subscription_id: str, event: NotificationEvent) -> MailEvent | None:
-    if event.kind is EventKind.NEW_MAIL and event.item_id is not None:
+    if event.kind is EventKind.NEW_MAIL:
+        # Queued even without an ItemId (the schema allows a FolderId instead): the consumer
+        # records why it cannot push, rather than the mail vanishing here.
         return MailEvent(
             kind="NewMail",
             mailbox=mailbox,
@@ -62,8 +64,8 @@ def _mail_event(mailbox: str, subscription_id: str, event: NotificationEvent) ->
             watermark=event.watermark,
             timestamp=event.timestamp,
             folder_id=event.parent_folder_id.id if event.parent_folder_id else None,
-            item_id=event.item_id.id,
-            change_key=event.item_id.change_key,
+            item_id=event.item_id.id if event.item_id else None,
+            change_key=event.item_id.change_key if event.item_id else None,
         )
     if event.kind is EventKind.MODIFIED and event.folder_id is not None and event.unread_count is not None:
         return MailEvent(
