@@ -14,10 +14,23 @@ import json
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
+
+from ens.core.subscriptions import is_well_formed_token
 from ens_local.template import DEFAULT_TEMPLATE, REPO_ROOT, Template
 
 DEFAULT_CONFIG = REPO_ROOT / "local" / "config" / "local.toml"
@@ -32,63 +45,174 @@ class ConfigError(ValueError):
     """The settings file is missing, unreadable, or holds an unknown key or a wrong value."""
 
 
-@dataclass(frozen=True)
-class StackSettings:
+def _scalar_text(value: Any) -> Any:
+    """Lambda environment variables and template parameters are strings; TOML scalars become text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, number or boolean, got {type(value).__name__}")
+    return value
+
+
+def _secret_text(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        # Structured secrets are stored as JSON, which is what the console's key/value editor writes.
+        return json.dumps(value, default=str)
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string or a table, got {type(value).__name__}")
+    return value
+
+
+def _known_placeholders(text: str) -> str:
+    for name in _PLACEHOLDER.findall(text):
+        if name not in PLACEHOLDERS:
+            raise ValueError(f"unknown placeholder ${{{name}}}; known: {list(PLACEHOLDERS)}")
+    return text
+
+
+def _address(mailbox: str) -> str:
+    if "@" not in mailbox:
+        raise ValueError("must be an e-mail address")
+    return mailbox
+
+
+def _well_formed_token(token: str) -> str:
+    if not is_well_formed_token(token):
+        raise ValueError("must be 32..128 characters of A-Z a-z 0-9 _ -")
+    return token
+
+
+Port = Annotated[int, Field(ge=0, le=65535)]  # 0 = any free port
+ParameterValue = Annotated[str, BeforeValidator(_scalar_text)]
+EnvironmentValue = Annotated[str, BeforeValidator(_scalar_text), AfterValidator(_known_placeholders)]
+SecretValue = Annotated[str, BeforeValidator(_secret_text), AfterValidator(_known_placeholders)]
+
+
+class _Model(BaseModel):
+    # strict: TOML has real types, so `api_port = "3000"` or `api_port = true` (bool is an int in
+    # Python) is a mistake to report, not a value to coerce.
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class StackSettings(_Model):
     """[stack]: where the local stack listens and how it names and polls things."""
 
     template: Path = DEFAULT_TEMPLATE
     host: str = "127.0.0.1"
-    api_port: int = 3000
-    aws_port: int = 4566
+    api_port: Port = 3000
+    aws_port: Port = 4566
     region: str = "eu-west-1"
-    stack_name: str = "ens-local"
-    poll_wait_seconds: int = 1
+    stack_name: str = Field("ens-local", pattern=r"^[A-Za-z][A-Za-z0-9-]{0,40}$")
+    poll_wait_seconds: int = Field(1, ge=0, le=20)  # SQS long polling waits at most 20 s
     seed: bool = True
 
+    @field_validator("template", mode="before")
+    @classmethod
+    def _relative_to_the_settings_file(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, str):
+            return value
+        return ((info.context or {}).get("base_dir", Path.cwd()) / value).resolve()
 
-@dataclass(frozen=True)
-class SimulatorSettings:
+    @field_validator("template")
+    @classmethod
+    def _existing(cls, path: Path) -> Path:
+        # Named in full: a relative path taken from an unexpected folder is the usual mistake.
+        if not path.is_file():
+            raise ValueError(f"no such file {path}")
+        return path
+
+
+class SimulatorSettings(_Model):
     """[exchange_simulator]: the keys below are the stack's; any other goes to the simulator."""
 
     enabled: bool = False
-    port: int = 8081
+    port: Port = 8081
     load_demo: bool = True
     # Mailboxes the stack subscribes to push at start (see ens_local.demo), with the service
     # account stored in this Secrets Manager secret ({"username": ..., "password": ...}).
-    subscribe_mailboxes: tuple[str, ...] = ()
+    # Not strict, as TOML arrays arrive as lists; the addresses themselves still must be strings.
+    subscribe_mailboxes: tuple[Annotated[str, AfterValidator(_address)], ...] = Field((), strict=False)
     service_account_secret: str = "ens/exchange-service-account"  # noqa: S105 - the name, not the secret
-    settings: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = Field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class DemoSubscription:
+class DemoSubscription(_Model):
     """[[demo_subscriptions]]: a subscription record written at start, for curl demos."""
 
     mailbox: str
-    token: str
+    token: Annotated[str, AfterValidator(_well_formed_token)]
     subscription_id: str
     last_watermark: str | None = None
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(_Model):
+    """The whole file; `source` is where it was read from, not a key of it."""
+
     source: Path | None = None
-    stack: StackSettings = field(default_factory=StackSettings)
-    parameters: dict[str, str] = field(default_factory=dict)
-    environment: dict[str, str] = field(default_factory=dict)
-    secrets: dict[str, str] = field(default_factory=dict)  # name -> SecretString (tables become JSON)
-    exchange_simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
-    demo_subscriptions: tuple[DemoSubscription, ...] = ()
+    stack: StackSettings = StackSettings()
+    parameters: dict[str, ParameterValue] = Field(default_factory=dict)
+    environment: dict[str, EnvironmentValue] = Field(default_factory=dict)
+    secrets: dict[str, SecretValue] = Field(default_factory=dict)  # name -> SecretString
+    exchange_simulator: SimulatorSettings = SimulatorSettings()
+    demo_subscriptions: tuple[DemoSubscription, ...] = Field((), strict=False)  # a TOML array is a list
+
+    @model_validator(mode="before")
+    @classmethod
+    def _simulator_table(cls, data: Any) -> Any:
+        """Split [exchange_simulator] into the stack's keys and the simulator's own `settings`."""
+        table = data.get("exchange_simulator") if isinstance(data, Mapping) else None
+        if not isinstance(table, Mapping):
+            return data
+        own = SimulatorSettings.model_fields.keys() - {"settings"}
+        simulator = {
+            "enabled": True,  # a table present in the file means "run it" unless told otherwise
+            **{key: value for key, value in table.items() if key in own},
+            "settings": {key: value for key, value in table.items() if key not in own},
+        }
+        return {**data, "exchange_simulator": simulator}
+
+    @model_validator(mode="after")
+    def _parameters_fit_the_template(self) -> Settings:
+        """Checked the way CloudFormation checks parameter values, but before anything starts."""
+        if not self.parameters:
+            return self
+        template = Template.load(self.stack.template)
+        errors = [
+            InitErrorDetails(
+                type=PydanticCustomError("template_parameter", "{problem}", {"problem": problem}),
+                loc=("parameters", name),
+                input=value,
+            )
+            for name, value in self.parameters.items()
+            if (problem := _parameter_problem(template, name, value))
+        ]
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self
 
 
-_SECTIONS = ("stack", "parameters", "environment", "secrets", "exchange_simulator", "demo_subscriptions")
-_SIMULATOR_OWN_KEYS = {
-    "enabled": bool,
-    "port": int,
-    "load_demo": bool,
-    "subscribe_mailboxes": list,
-    "service_account_secret": str,
-}
+def _parameter_problem(template: Template, name: str, value: str) -> str | None:
+    spec = template.parameters.get(name)
+    if spec is None:
+        return f"{template.path.name} has no such parameter; known: {sorted(template.parameters)}"
+    if spec.get("Type") == "Number":
+        try:
+            number = float(value)
+        except ValueError:
+            return f"must be a number, got {value!r}"
+        if "MinValue" in spec and number < float(spec["MinValue"]):
+            return f"{value} is below the template's MinValue {spec['MinValue']}"
+        if "MaxValue" in spec and number > float(spec["MaxValue"]):
+            return f"{value} is above the template's MaxValue {spec['MaxValue']}"
+    allowed = spec.get("AllowedValues")
+    if allowed is not None and value not in [str(item) for item in allowed]:
+        return f"{value!r} is not one of {list(allowed)}"
+    pattern = spec.get("AllowedPattern")
+    if pattern is not None and not re.fullmatch(str(pattern), value):
+        return f"{value!r} does not match the template's pattern {pattern}"
+    return None
 
 
 def load_settings(path: Path | str) -> Settings:
@@ -105,162 +229,37 @@ def load_settings(path: Path | str) -> Settings:
 def settings_from_mapping(document: Mapping[str, Any], source: Path | None = None) -> Settings:
     """Validate an already-parsed document; relative paths are taken from the file's folder."""
     where = str(source) if source else "<settings>"
-    base_dir = source.parent if source else Path.cwd()
-    unknown = set(document) - set(_SECTIONS)
-    if unknown:
-        raise ConfigError(f"{where}: unknown section(s) {sorted(unknown)}; known: {list(_SECTIONS)}")
-    for section in _SECTIONS:
-        if section == "demo_subscriptions":
-            continue
-        if section in document and not isinstance(document[section], Mapping):
-            raise ConfigError(f"{where}: [{section}] must be a table")
-
-    stack = _stack(document.get("stack", {}), where, base_dir)
-    template = _load_template(stack.template, where)
-    parameters = _parameters(document.get("parameters", {}), template, where)
-    environment = {
-        name: _scalar_text(value, where, f"environment.{name}")
-        for name, value in document.get("environment", {}).items()
-    }
-    for name, value in environment.items():
-        _check_placeholders(value, where, f"environment.{name}")
-    secrets = {name: _secret_text(value, where, name) for name, value in document.get("secrets", {}).items()}
-    return Settings(
-        source=source,
-        stack=stack,
-        parameters=parameters,
-        environment=environment,
-        secrets=secrets,
-        exchange_simulator=_simulator(document.get("exchange_simulator"), where),
-        demo_subscriptions=_demo_subscriptions(document.get("demo_subscriptions", []), where),
-    )
+    if "source" in document:  # a field of Settings, but filled in here, not read from the file
+        raise ConfigError(f"{where}: unknown key source")
+    context = {"base_dir": source.parent if source else Path.cwd()}
+    try:
+        return Settings.model_validate({**document, "source": source}, context=context)
+    except ValidationError as error:
+        # from None: pydantic's own rendering would repeat the input values, i.e. the secrets.
+        raise ConfigError("\n".join(_describe(where, e) for e in error.errors(include_url=False))) from None
 
 
-def _demo_subscriptions(entries: Any, where: str) -> tuple[DemoSubscription, ...]:
-    from ens.core.subscriptions import is_well_formed_token
-
-    if not isinstance(entries, list) or not all(isinstance(entry, Mapping) for entry in entries):
-        raise ConfigError(f"{where}: demo_subscriptions must be an array of tables ([[demo_subscriptions]])")
-    known = {f.name for f in fields(DemoSubscription)}
-    demos = []
-    for index, entry in enumerate(entries):
-        key = f"demo_subscriptions[{index}]"
-        unknown = set(entry) - known
-        missing = {"mailbox", "token", "subscription_id"} - set(entry)
-        if unknown or missing:
-            raise ConfigError(
-                f"{where}: {key}: unknown keys {sorted(unknown)}, missing keys {sorted(missing)}"
-            )
-        if not all(isinstance(value, str) for value in entry.values()):
-            raise ConfigError(f"{where}: {key}: every value must be a string")
-        if not is_well_formed_token(entry["token"]):
-            raise ConfigError(f"{where}: {key}.token must be 32..128 characters of A-Z a-z 0-9 _ -")
-        demos.append(DemoSubscription(**entry))
-    return tuple(demos)
+# Pydantic's wording for what TOML calls a table or an array.
+_TOML_TYPES = {
+    "model_type": "must be a table",
+    "dict_type": "must be a table",
+    "tuple_type": "must be an array",
+}
 
 
-def _stack(table: Mapping[str, Any], where: str, base_dir: Path) -> StackSettings:
-    known = {f.name: f for f in fields(StackSettings)}
-    values: dict[str, Any] = {}
-    for key, value in table.items():
-        if key not in known:
-            raise ConfigError(f"{where}: unknown key stack.{key}; known: {sorted(known)}")
-        default = known[key].default
-        if key == "template":
-            if not isinstance(value, str):
-                raise ConfigError(f"{where}: stack.template must be a path string")
-            values[key] = (base_dir / value).resolve()
-            continue
-        # bool is an int in Python: compare exact types so `api_port = true` is refused.
-        if type(value) is not type(default):
-            raise ConfigError(
-                f"{where}: stack.{key} must be {type(default).__name__}, got {type(value).__name__}"
-            )
-        values[key] = value
-    stack = StackSettings(**values)
-    for key in ("api_port", "aws_port"):
-        port = getattr(stack, key)
-        if not 0 <= port <= 65535:
-            raise ConfigError(f"{where}: stack.{key} must be 0..65535 (0 = any free port), got {port}")
-    if not 0 <= stack.poll_wait_seconds <= 20:
-        raise ConfigError(
-            f"{where}: stack.poll_wait_seconds must be 0..20 (SQS long polling), got "
-            f"{stack.poll_wait_seconds}"
-        )
-    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,40}", stack.stack_name):
-        raise ConfigError(
-            f"{where}: stack.stack_name must be letters, digits and '-', starting with a letter"
-        )
-    return stack
-
-
-def _load_template(path: Path, where: str) -> Template:
-    if not path.is_file():
-        raise ConfigError(f"{where}: stack.template: no such file {path}")
-    return Template.load(path)
-
-
-def _parameters(table: Mapping[str, Any], template: Template, where: str) -> dict[str, str]:
-    """Check overrides the way CloudFormation checks parameter values, before anything starts."""
-    parameters: dict[str, str] = {}
-    for name, value in table.items():
-        key = f"parameters.{name}"
-        spec = template.parameters.get(name)
-        if spec is None:
-            raise ConfigError(
-                f"{where}: unknown key {key}: {template.path.name} has no such parameter; "
-                f"known: {sorted(template.parameters)}"
-            )
-        text = _scalar_text(value, where, key)
-        if spec.get("Type") == "Number":
-            try:
-                number = float(text)
-            except ValueError:
-                raise ConfigError(f"{where}: {key} must be a number, got {value!r}") from None
-            if "MinValue" in spec and number < float(spec["MinValue"]):
-                raise ConfigError(
-                    f"{where}: {key} = {value} is below the template's MinValue {spec['MinValue']}"
-                )
-            if "MaxValue" in spec and number > float(spec["MaxValue"]):
-                raise ConfigError(
-                    f"{where}: {key} = {value} is above the template's MaxValue {spec['MaxValue']}"
-                )
-        allowed = spec.get("AllowedValues")
-        if allowed is not None and text not in [str(item) for item in allowed]:
-            raise ConfigError(f"{where}: {key} = {value!r} is not one of {list(allowed)}")
-        pattern = spec.get("AllowedPattern")
-        if pattern is not None and not re.fullmatch(str(pattern), text):
-            raise ConfigError(f"{where}: {key} = {value!r} does not match the template's pattern {pattern}")
-        parameters[name] = text
-    return parameters
-
-
-def _scalar_text(value: Any, where: str, key: str) -> str:
-    """Lambda environment variables and template parameters are strings; TOML scalars become text."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (str, int, float)):
-        return str(value)
-    raise ConfigError(f"{where}: {key} must be a string, number or boolean, got {type(value).__name__}")
-
-
-def _secret_text(value: Any, where: str, name: str) -> str:
-    key = f"secrets.{name}"
-    if isinstance(value, str):
-        text = value
-    elif isinstance(value, Mapping):
-        # Structured secrets are stored as JSON, which is what the console's key/value editor writes.
-        text = json.dumps(value, default=str)
-    else:
-        raise ConfigError(f"{where}: {key} must be a string or a table, got {type(value).__name__}")
-    _check_placeholders(text, where, key)
-    return text
-
-
-def _check_placeholders(text: str, where: str, key: str) -> None:
-    for name in _PLACEHOLDER.findall(text):
-        if name not in PLACEHOLDERS:
-            raise ConfigError(f"{where}: {key}: unknown placeholder ${{{name}}}; known: {list(PLACEHOLDERS)}")
+def _describe(where: str, error: ErrorDetails) -> str:
+    """One line per mistake: "<file>: <dotted.key>: <what is wrong>"."""
+    key = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]).lstrip(".")
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"{where}: unknown key {key}"
+    if kind == "value_error":  # our validators' messages, without pydantic's "Value error, " prefix
+        return f"{where}: {key}: {error.get('ctx', {}).get('error', error['msg'])}"
+    message = _TOML_TYPES.get(kind, error["msg"])
+    if kind.endswith("_type") or kind == "is_instance_of":
+        # Name the type given, never the value: it may be a secret.
+        message += f", got {type(error['input']).__name__}"
+    return f"{where}: {key}: {message}"
 
 
 def fill_placeholders(text: str, values: Mapping[str, str]) -> str:
@@ -273,30 +272,3 @@ def fill_placeholders(text: str, values: Mapping[str, str]) -> str:
         return values[name]
 
     return _PLACEHOLDER.sub(substitute, text)
-
-
-def _simulator(table: Mapping[str, Any] | None, where: str) -> SimulatorSettings:
-    if table is None:
-        return SimulatorSettings()
-    own: dict[str, Any] = {}
-    passthrough: dict[str, Any] = {}
-    for key, value in table.items():
-        expected = _SIMULATOR_OWN_KEYS.get(key)
-        if expected is None:
-            passthrough[key] = value
-            continue
-        if type(value) is not expected:
-            raise ConfigError(
-                f"{where}: exchange_simulator.{key} must be {expected.__name__}, got {type(value).__name__}"
-            )
-        own[key] = value
-    if "subscribe_mailboxes" in own:
-        if not all(isinstance(mailbox, str) and "@" in mailbox for mailbox in own["subscribe_mailboxes"]):
-            raise ConfigError(f"{where}: exchange_simulator.subscribe_mailboxes must be a list of addresses")
-        own["subscribe_mailboxes"] = tuple(own["subscribe_mailboxes"])
-    # A table present in the file means the user wants the simulator unless told otherwise.
-    own.setdefault("enabled", True)
-    port = own.get("port", 8081)
-    if not 0 <= port <= 65535:
-        raise ConfigError(f"{where}: exchange_simulator.port must be 0..65535, got {port}")
-    return SimulatorSettings(settings=passthrough, **own)

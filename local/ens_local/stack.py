@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
 from ens.core.subscriptions import Subscription
 from ens_local.api_gateway import ApiGatewayFront
 from ens_local.aws import LocalAws, ProvisionedStack, provision
-from ens_local.config import Settings, fill_placeholders
+from ens_local.config import Settings, StackSettings, fill_placeholders
 from ens_local.demo import seed_demo_subscriptions, subscribe_demo_mailboxes
 from ens_local.functions import (
     LoadedFunction,
@@ -377,4 +376,6 @@ class LocalStack:
 
 def with_overrides(settings: Settings, **stack_fields: Any) -> Settings:
     """A copy of settings with [stack] fields replaced, e.g. with_overrides(s, api_port=0)."""
-    return replace(settings, stack=replace(settings.stack, **stack_fields))
+    # model_copy(update=...) does not validate: an override is checked as the file's [stack] is.
+    stack = StackSettings.model_validate({**settings.stack.model_dump(), **stack_fields})
+    return settings.model_copy(update={"stack": stack})

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import fields
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from ens_local.config import (
     DEFAULT_CONFIG,
@@ -16,6 +16,7 @@ from ens_local.config import (
     fill_placeholders,
     load_settings,
 )
+from ens_local.stack import with_overrides
 from ens_local.template import DEFAULT_TEMPLATE
 
 pytestmark = pytest.mark.unit
@@ -40,14 +41,14 @@ def test_the_checked_in_default_loads_with_the_template_parameters_it_overrides(
 def test_the_checked_in_default_sets_every_stack_key_explicitly() -> None:
     text = DEFAULT_CONFIG.read_text(encoding="utf-8")
 
-    for field in fields(StackSettings):
-        assert re.search(rf"^{field.name} = ", text, re.MULTILINE), field.name
+    for name in StackSettings.model_fields:
+        assert re.search(rf"^{name} = ", text, re.MULTILINE), name
 
 
 def test_every_stack_key_and_section_is_documented() -> None:
     documentation = DOCS.read_text(encoding="utf-8")
 
-    for name in [f.name for f in fields(StackSettings)] + ["enabled", "port", "load_demo"]:
+    for name in [*StackSettings.model_fields, "enabled", "port", "load_demo"]:
         assert f"`{name}`" in documentation, name
     for section in ("[stack]", "[parameters]", "[environment]", "[secrets]", "[exchange_simulator]"):
         assert section in documentation, section
@@ -74,25 +75,62 @@ def test_template_paths_are_relative_to_the_settings_file(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("text", "names"),
     [
-        ("[stak]\n", ["stak"]),
-        ("api_prot = 3000\n", ["stack.api_prot"]),
-        ('api_port = "3000"\n', ["stack.api_port", "int", "str"]),
-        ("api_port = true\n", ["stack.api_port", "int", "bool"]),
-        ("aws_port = 70000\n", ["stack.aws_port", "0..65535"]),
-        ("poll_wait_seconds = 21\n", ["stack.poll_wait_seconds"]),
-        ("[parameters]\nStaeg = 'dev'\n", ["parameters.Staeg", "Stage"]),
-        ("[parameters]\nLogLevel = 'LOUD'\n", ["parameters.LogLevel", "DEBUG"]),
-        ("[parameters]\nStage = 'Has Spaces'\n", ["parameters.Stage", "pattern"]),
-        ("[parameters]\nMaxNotificationBytes = 10\n", ["parameters.MaxNotificationBytes", "MinValue"]),
+        ("[stak]\n", ["unknown key stak"]),
+        ("api_prot = 3000\n", ["unknown key stack.api_prot"]),
+        ('api_port = "3000"\n', ["stack.api_port: Input should be a valid integer, got str"]),
+        ("api_port = true\n", ["stack.api_port: Input should be a valid integer, got bool"]),
+        ("aws_port = 70000\n", ["stack.aws_port: Input should be less than or equal to 65535"]),
+        ("aws_port = -1\n", ["stack.aws_port: Input should be greater than or equal to 0"]),
+        ("poll_wait_seconds = 21\n", ["stack.poll_wait_seconds: Input should be less than or equal to 20"]),
+        ("stack_name = '1st'\n", ["stack.stack_name: String should match pattern"]),
+        (
+            "[parameters]\nStaeg = 'dev'\n",
+            ["parameters.Staeg: template.yaml has no such parameter", "'Stage'"],
+        ),
+        ("[parameters]\nLogLevel = 'LOUD'\n", ["parameters.LogLevel: 'LOUD' is not one of", "'DEBUG'"]),
+        (
+            "[parameters]\nStage = 'Has Spaces'\n",
+            ["parameters.Stage: 'Has Spaces' does not match", "pattern"],
+        ),
+        (
+            "[parameters]\nMaxNotificationBytes = 10\n",
+            ["parameters.MaxNotificationBytes: 10 is below the template's MinValue"],
+        ),
         (
             "[parameters]\nNotificationsMaxReceiveCount = 'many'\n",
-            ["parameters.NotificationsMaxReceiveCount"],
+            ["parameters.NotificationsMaxReceiveCount: must be a number, got 'many'"],
         ),
-        ("[environment]\nLIST = [1, 2]\n", ["environment.LIST", "list"]),
-        ("[environment]\nURL = '${nowhere}'\n", ["environment.URL", "${nowhere}"]),
-        ("[secrets]\nsecret = 3\n", ["secrets.secret", "string or a table"]),
-        ("[exchange_simulator]\nenabled = 'yes'\n", ["exchange_simulator.enabled", "bool"]),
-        ("environment = 'x'\n", ["stack.environment"]),
+        (
+            "[environment]\nLIST = [1, 2]\n",
+            ["environment.LIST: must be a string, number or boolean, got list"],
+        ),
+        ("[environment]\nURL = '${nowhere}'\n", ["environment.URL: unknown placeholder ${nowhere}"]),
+        ("[secrets]\nsecret = 3\n", ["secrets.secret: must be a string or a table, got int"]),
+        (
+            "[exchange_simulator]\nenabled = 'yes'\n",
+            ["exchange_simulator.enabled: Input should be a valid boolean"],
+        ),
+        (
+            "[exchange_simulator]\nport = 65536\n",
+            ["exchange_simulator.port: Input should be less than or equal"],
+        ),
+        (
+            "[exchange_simulator]\nsubscribe_mailboxes = ['alice']\n",
+            ["exchange_simulator.subscribe_mailboxes[0]: must be an e-mail address"],
+        ),
+        (
+            "[exchange_simulator]\nsubscribe_mailboxes = 'alice@contoso.example'\n",
+            ["exchange_simulator.subscribe_mailboxes: must be an array, got str"],
+        ),
+        ("environment = 'x'\n", ["unknown key stack.environment"]),
+        (
+            "[[demo_subscriptions]]\nmailbox = 'bob@contoso.example'\n",
+            ["demo_subscriptions[0].token: Field required"],
+        ),
+        (
+            "[[demo_subscriptions]]\nmailbox = 'bob@contoso.example'\ntoken = 'short'\nsubscription_id = 's'\n",
+            ["demo_subscriptions[0].token: must be 32..128 characters"],
+        ),
     ],
 )
 def test_a_wrong_setting_is_refused_naming_the_file_and_key(
@@ -103,17 +141,53 @@ def test_a_wrong_setting_is_refused_naming_the_file_and_key(
     with pytest.raises(ConfigError) as refused:
         load_settings(path)
 
-    assert str(path) in str(refused.value)
+    assert str(refused.value).startswith(f"{path}: ")
     for name in names:
         assert name in str(refused.value)
+
+
+def test_a_missing_template_is_refused_with_the_path_it_was_looked_for_at(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text('[stack]\ntemplate = "absent.yaml"\n', encoding="utf-8")
+
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path)
+
+    assert (
+        str(refused.value) == f"{path}: stack.template: no such file {(tmp_path / 'absent.yaml').resolve()}"
+    )
 
 
 def test_a_section_that_is_not_a_table_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "s.toml"
     path.write_text('environment = "x"\n', encoding="utf-8")
 
-    with pytest.raises(ConfigError, match=r"\[environment\] must be a table"):
+    with pytest.raises(ConfigError, match=r"s\.toml: environment: must be a table, got str$"):
         load_settings(path)
+
+
+def test_every_mistake_is_reported_at_once_one_line_each(tmp_path: Path) -> None:
+    path = write(tmp_path, "api_port = true\n[exchange_simulator]\nport = -1\n")
+
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path)
+
+    assert str(refused.value).splitlines() == [
+        f"{path}: stack.api_port: Input should be a valid integer, got bool",
+        f"{path}: exchange_simulator.port: Input should be greater than or equal to 0",
+    ]
+
+
+def test_a_refused_secret_is_named_but_its_value_is_not_shown(tmp_path: Path) -> None:
+    path = write(tmp_path, '[secrets]\n"ens/account" = ["hunter2-password"]\n')
+
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path)
+
+    assert "secrets.ens/account" in str(refused.value)
+    assert "hunter2" not in str(refused.value)
+    assert refused.value.__cause__ is None
+    assert refused.value.__suppress_context__
 
 
 def test_invalid_toml_and_missing_files_are_reported_with_their_path(tmp_path: Path) -> None:
@@ -161,6 +235,17 @@ def test_unknown_simulator_keys_are_passed_through_to_the_simulator(tmp_path: Pa
     assert simulator.enabled is True  # a present table means "run it" unless enabled = false
     assert simulator.port == 0
     assert simulator.settings == {"latency_ms": 5, "faults": {"busy": 1}}
+
+
+def test_settings_are_immutable_and_overrides_are_checked_like_the_file() -> None:
+    settings = load_settings(DEFAULT_CONFIG)
+
+    with pytest.raises(ValidationError, match="frozen"):
+        settings.stack.api_port = 0  # type: ignore[misc]
+    assert with_overrides(settings, api_port=0).stack.api_port == 0
+    assert settings.stack.api_port == 3000
+    with pytest.raises(ValidationError, match="api_port"):
+        with_overrides(settings, api_port=True)
 
 
 def test_placeholders_are_filled_from_what_the_running_stack_knows() -> None:
