@@ -1,31 +1,40 @@
 """The control API: JSON over HTTP under /_sim, for curl, demos and tests in other processes.
 
 Every route maps onto an ExchangeSimulator method, so Python tests and shell scripts drive the same code.
+A route that takes a body names its model in `inputs`; the body is parsed strictly (JSON types as they
+are: "true" is no boolean) before the handler runs, and a body that does not fit gets 400.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from pydantic import BaseModel, ValidationError
+
+from exchange_simulator import inputs
 from exchange_simulator.clock import ManualClock
 from exchange_simulator.model import Message, NotFoundError
 
 if TYPE_CHECKING:
     from exchange_simulator.simulator import ExchangeSimulator
 
-Route = Callable[["ExchangeSimulator", dict[str, Any], dict[str, str], dict[str, list[str]]], tuple[int, Any]]
-_ROUTES: list[tuple[str, re.Pattern[str], Route]] = []
+log = logging.getLogger(__name__)
+
+# (simulator, parsed body or None, path parameters, query) -> (HTTP status, JSON answer)
+Route = Callable[["ExchangeSimulator", Any, dict[str, str], dict[str, list[str]]], tuple[int, Any]]
+_ROUTES: list[tuple[str, re.Pattern[str], type[BaseModel] | None, Route]] = []
 
 
-def route(method: str, pattern: str) -> Callable[[Route], Route]:
+def route(method: str, pattern: str, body: type[BaseModel] | None = None) -> Callable[[Route], Route]:
     compiled = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "$")
 
     def register(handler: Route) -> Route:
-        _ROUTES.append((method, compiled, handler))
+        _ROUTES.append((method, compiled, body, handler))
         return handler
 
     return register
@@ -34,14 +43,8 @@ def route(method: str, pattern: str) -> Callable[[Route], Route]:
 def handle_control(
     sim: ExchangeSimulator, method: str, path: str, query: dict[str, list[str]], body: bytes
 ) -> tuple[int, Any]:
-    try:
-        payload = json.loads(body) if body.strip() else {}
-    except json.JSONDecodeError as e:
-        return 400, {"error": f"body is not JSON: {e}"}
-    if not isinstance(payload, dict):
-        return 400, {"error": "body must be a JSON object"}
     path_matched = False
-    for route_method, pattern, handler in _ROUTES:
+    for route_method, pattern, body_model, handler in _ROUTES:
         match = pattern.match(path)
         if match is None:
             continue
@@ -50,14 +53,21 @@ def handle_control(
             continue
         params = {name: unquote(value) for name, value in match.groupdict().items()}
         try:
-            return handler(sim, payload, params, query)
+            # curl -X POST without -d sends nothing: that means "all defaults".
+            parsed = (
+                body_model.model_validate_json(body.strip() or b"{}", strict=True) if body_model else None
+            )
+            return handler(sim, parsed, params, query)
+        except ValidationError as e:
+            return 400, {"error": inputs.explain(e), "details": json.loads(e.json(include_url=False))}
         except NotFoundError as e:
             return 404, {"error": str(e)}
-        except (ValueError, TypeError, KeyError) as e:
-            return 400, {"error": f"{type(e).__name__}: {e}"}
+        except Exception:  # a simulator bug still answers, as EWS does, instead of dropping the connection
+            log.exception("control request %s %s failed inside the simulator", method, path)
+            return 500, {"error": "the simulator failed; see its log"}
     if path_matched:
         return 405, {"error": f"{method} not allowed on {path}"}
-    return 404, {"error": f"no control route {path}", "routes": sorted({p.pattern for _, p, _ in _ROUTES})}
+    return 404, {"error": f"no control route {path}", "routes": sorted({p.pattern for _, p, _, _ in _ROUTES})}
 
 
 def message_json(sim: ExchangeSimulator, mailbox: str, message: Message) -> dict[str, Any]:
@@ -78,15 +88,13 @@ def message_json(sim: ExchangeSimulator, mailbox: str, message: Message) -> dict
 
 
 @route("GET", "/health")
-def _health(
-    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
-) -> tuple[int, Any]:
+def _health(sim: ExchangeSimulator, body: None, params: dict[str, str], query: Any) -> tuple[int, Any]:
     return 200, {"status": "ok", "ews_url": sim.ews_url, "now": sim.clock.now().isoformat()}
 
 
 @route("GET", "/mailboxes")
 def _list_mailboxes(
-    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
+    sim: ExchangeSimulator, body: None, params: dict[str, str], query: Any
 ) -> tuple[int, Any]:
     with sim.lock:
         return 200, [
@@ -101,38 +109,31 @@ def _list_mailboxes(
         ]
 
 
-@route("POST", "/mailboxes")
+@route("POST", "/mailboxes", body=inputs.MailboxSpec)
 def _create_mailbox(
-    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
+    sim: ExchangeSimulator, body: inputs.MailboxSpec, params: dict[str, str], query: Any
 ) -> tuple[int, Any]:
-    box = sim.add_mailbox(str(body["address"]), body.get("display_name"))
+    box = sim.add_mailbox(body.address, body.display_name)
     return 201, {"address": box.address, "display_name": box.display_name}
 
 
 @route("GET", "/service-accounts")
-def _list_accounts(
-    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
-) -> tuple[int, Any]:
+def _list_accounts(sim: ExchangeSimulator, body: None, params: dict[str, str], query: Any) -> tuple[int, Any]:
     with sim.lock:
         return 200, [account.describe() for account in sim.accounts.all()]
 
 
-@route("POST", "/service-accounts")
+@route("POST", "/service-accounts", body=inputs.ServiceAccountSpec)
 def _create_account(
-    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
+    sim: ExchangeSimulator, body: inputs.ServiceAccountSpec, params: dict[str, str], query: Any
 ) -> tuple[int, Any]:
-    account = sim.add_service_account(
-        str(body["username"]),
-        str(body["password"]),
-        can_impersonate=bool(body.get("can_impersonate", True)),
-        domain=body.get("domain"),
-    )
+    account = sim.add_service_account(**body.model_dump())
     return 201, account.describe()
 
 
 @route("GET", "/mailboxes/{mailbox}/messages")
 def _list_messages(
-    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: dict[str, list[str]]
+    sim: ExchangeSimulator, body: None, params: dict[str, str], query: dict[str, list[str]]
 ) -> tuple[int, Any]:
     with sim.lock:
         box = sim.store.mailbox(params["mailbox"])
@@ -143,156 +144,111 @@ def _list_messages(
     return 200, [message_json(sim, params["mailbox"], message) for message in messages]
 
 
-@route("POST", "/mailboxes/{mailbox}/messages")
+@route("POST", "/mailboxes/{mailbox}/messages", body=inputs.Delivery)
 def _deliver(
-    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
+    sim: ExchangeSimulator, body: inputs.Delivery, params: dict[str, str], query: Any
 ) -> tuple[int, Any]:
-    allowed = {
-        "from",
-        "subject",
-        "body",
-        "body_type",
-        "importance",
-        "received",
-        "folder",
-        "internet_message_id",
-        "is_read",
-    }
-    unknown = set(body) - allowed
-    if unknown:
-        raise ValueError(f"unknown fields {sorted(unknown)}; use {sorted(allowed)}")
-    message = sim.deliver(params["mailbox"], **body)
+    message = sim.deliver_message(params["mailbox"], body)
     return 201, message_json(sim, params["mailbox"], message)
 
 
-@route("POST", "/mailboxes/{mailbox}/messages/{message}/read")
+@route("POST", "/mailboxes/{mailbox}/messages/{message}/read", body=inputs.ReadFlag)
 def _mark_read(
-    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
+    sim: ExchangeSimulator, body: inputs.ReadFlag, params: dict[str, str], query: Any
 ) -> tuple[int, Any]:
-    message = sim.mark_read(params["mailbox"], params["message"], bool(body.get("is_read", True)))
+    message = sim.mark_read(params["mailbox"], params["message"], body.is_read)
     return 200, message_json(sim, params["mailbox"], message)
 
 
-@route("POST", "/mailboxes/{mailbox}/messages/{message}/move")
+@route("POST", "/mailboxes/{mailbox}/messages/{message}/move", body=inputs.MoveTarget)
 def _move(
-    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
+    sim: ExchangeSimulator, body: inputs.MoveTarget, params: dict[str, str], query: Any
 ) -> tuple[int, Any]:
-    message = sim.move(params["mailbox"], params["message"], str(body["folder"]))
+    message = sim.move(params["mailbox"], params["message"], body.folder)
     return 200, message_json(sim, params["mailbox"], message)
 
 
 @route("DELETE", "/mailboxes/{mailbox}/messages/{message}")
-def _delete(
-    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
-) -> tuple[int, Any]:
+def _delete(sim: ExchangeSimulator, body: None, params: dict[str, str], query: Any) -> tuple[int, Any]:
     sim.delete(params["mailbox"], params["message"])
     return 200, {"deleted": params["message"]}
 
 
 @route("POST", "/mailboxes/{mailbox}/expire-watermarks")
-def _expire(
-    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
-) -> tuple[int, Any]:
+def _expire(sim: ExchangeSimulator, body: None, params: dict[str, str], query: Any) -> tuple[int, Any]:
     sim.expire_watermarks(params["mailbox"])
     return 200, {"expired_watermarks_of": params["mailbox"]}
 
 
 @route("GET", "/subscriptions")
-def _subscriptions(
-    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
-) -> tuple[int, Any]:
+def _subscriptions(sim: ExchangeSimulator, body: None, params: dict[str, str], query: Any) -> tuple[int, Any]:
     return 200, sim.subscriptions()
 
 
 @route("POST", "/subscriptions/{subscription}/drop")
-def _drop(
-    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
-) -> tuple[int, Any]:
+def _drop(sim: ExchangeSimulator, body: None, params: dict[str, str], query: Any) -> tuple[int, Any]:
     if not sim.push.drop_silently(params["subscription"]):
         raise NotFoundError(f"no subscription {params['subscription']!r}")
     return 200, {"dropped": params["subscription"]}
 
 
 @route("GET", "/deliveries")
-def _deliveries(
-    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
-) -> tuple[int, Any]:
+def _deliveries(sim: ExchangeSimulator, body: None, params: dict[str, str], query: Any) -> tuple[int, Any]:
     return 200, [attempt.describe() for attempt in sim.deliveries()]
 
 
 @route("POST", "/push/pause")
-def _pause(
-    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
-) -> tuple[int, Any]:
+def _pause(sim: ExchangeSimulator, body: None, params: dict[str, str], query: Any) -> tuple[int, Any]:
     sim.pause_push()
     return 200, {"push": "paused"}
 
 
 @route("POST", "/push/resume")
-def _resume(
-    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
-) -> tuple[int, Any]:
+def _resume(sim: ExchangeSimulator, body: None, params: dict[str, str], query: Any) -> tuple[int, Any]:
     sim.resume_push()
     return 200, {"push": "resumed"}
 
 
 @route("POST", "/push/run-due")
-def _run_due(
-    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
-) -> tuple[int, Any]:
+def _run_due(sim: ExchangeSimulator, body: None, params: dict[str, str], query: Any) -> tuple[int, Any]:
     return 200, [attempt.describe() for attempt in sim.run_due_work()]
 
 
 @route("GET", "/faults")
-def _faults(
-    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
-) -> tuple[int, Any]:
+def _faults(sim: ExchangeSimulator, body: None, params: dict[str, str], query: Any) -> tuple[int, Any]:
     return 200, [rule.describe() for rule in sim.faults.rules()]
 
 
-@route("POST", "/faults")
+@route("POST", "/faults", body=inputs.FaultSpec)
 def _add_fault(
-    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
+    sim: ExchangeSimulator, body: inputs.FaultSpec, params: dict[str, str], query: Any
 ) -> tuple[int, Any]:
-    rule = sim.faults.add(
-        str(body["kind"]),
-        count=body.get("count"),
-        fraction=body.get("fraction"),
-        operations=body.get("operations"),
-        back_off_ms=int(body.get("back_off_ms", 5000)),
-        latency_ms=int(body.get("latency_ms", 0)),
-    )
+    rule = sim.faults.install(body)
     return 201, rule.describe()
 
 
 @route("DELETE", "/faults")
-def _clear_faults(
-    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
-) -> tuple[int, Any]:
+def _clear_faults(sim: ExchangeSimulator, body: None, params: dict[str, str], query: Any) -> tuple[int, Any]:
     sim.faults.clear()
     return 200, {"faults": "cleared"}
 
 
 @route("GET", "/requests")
-def _requests(
-    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
-) -> tuple[int, Any]:
+def _requests(sim: ExchangeSimulator, body: None, params: dict[str, str], query: Any) -> tuple[int, Any]:
     with sim.lock:
         return 200, [record.describe() for record in sim.requests]
 
 
 @route("GET", "/clock")
-def _clock(
-    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
-) -> tuple[int, Any]:
+def _clock(sim: ExchangeSimulator, body: None, params: dict[str, str], query: Any) -> tuple[int, Any]:
     return 200, {"now": sim.clock.now().isoformat(), "manual": isinstance(sim.clock, ManualClock)}
 
 
-@route("POST", "/clock/advance")
+@route("POST", "/clock/advance", body=inputs.ClockAdvance)
 def _advance(
-    sim: ExchangeSimulator, body: dict[str, Any], params: dict[str, str], query: Any
+    sim: ExchangeSimulator, body: inputs.ClockAdvance, params: dict[str, str], query: Any
 ) -> tuple[int, Any]:
     if not isinstance(sim.clock, ManualClock):
-        raise ValueError("the clock only advances by hand with settings clock='manual'")
-    now = sim.clock.advance(float(body.get("seconds", 0)), minutes=float(body.get("minutes", 0)))
+        return 400, {"error": "the clock only advances by hand with settings clock='manual'"}
+    now = sim.clock.advance(body.seconds, minutes=body.minutes)
     return 200, {"now": now.isoformat()}

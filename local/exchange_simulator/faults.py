@@ -8,13 +8,13 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-FAULT_KINDS = ("server_busy", "latency", "connection_reset")
+from exchange_simulator.inputs import FaultKind, FaultSpec
 
 
 @dataclass
 class FaultRule:
     rule_id: int
-    kind: str
+    kind: FaultKind
     remaining: int | None  # the next N matching calls; None means "until cleared"
     fraction: float | None  # or this share of matching calls
     operations: frozenset[str] | None  # EWS operation names; None matches every call
@@ -50,7 +50,7 @@ class FaultInjector:
 
     def add(
         self,
-        kind: str,
+        kind: FaultKind,
         *,
         count: int | None = None,
         fraction: float | None = None,
@@ -58,29 +58,30 @@ class FaultInjector:
         back_off_ms: int = 5000,
         latency_ms: int = 0,
     ) -> FaultRule:
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"kind must be one of {FAULT_KINDS}, got {kind!r}")
-        if count is not None and fraction is not None:
-            raise ValueError("give count or fraction, not both")
-        if count is None and fraction is None:
-            count = 1
-        if count is not None and count < 1:
-            raise ValueError("count must be at least 1")
-        if fraction is not None and not 0.0 < fraction <= 1.0:
-            raise ValueError("fraction must be in (0, 1]")
-        if kind == "latency" and latency_ms <= 0:
-            raise ValueError("latency needs latency_ms > 0")
-        if back_off_ms < 0:
-            raise ValueError("back_off_ms must not be negative")
+        """Add a rule; a nonsense one raises pydantic's ValidationError (a ValueError)."""
+        return self.install(
+            FaultSpec(
+                kind=kind,
+                count=count,
+                fraction=fraction,
+                operations=operations,
+                back_off_ms=back_off_ms,
+                latency_ms=latency_ms,
+            )
+        )
+
+    def install(self, spec: FaultSpec) -> FaultRule:
+        """`add` for an already validated rule (the control API)."""
         with self._lock:
             rule = FaultRule(
                 rule_id=next(self._ids),
-                kind=kind,
-                remaining=count,
-                fraction=fraction,
-                operations=frozenset(operations) if operations else None,
-                back_off_ms=back_off_ms,
-                latency_ms=latency_ms,
+                kind=spec.kind,
+                # Without a count or a fraction a rule fires once.
+                remaining=None if spec.fraction is not None else spec.count or 1,
+                fraction=spec.fraction,
+                operations=spec.operations or None,
+                back_off_ms=spec.back_off_ms,
+                latency_ms=spec.latency_ms,
             )
             self._rules.append(rule)
             return rule

@@ -11,6 +11,7 @@ import html
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Literal
 
 from lxml import html as lxml_html
 
@@ -29,8 +30,8 @@ DISTINGUISHED_FOLDERS: tuple[tuple[str, str, str | None, str | None], ...] = (
 )
 
 PREVIEW_LENGTH = 256  # what Exchange 2013+ puts in item:Preview
-IMPORTANCE_VALUES = ("Low", "Normal", "High")
-BODY_TYPES = ("Text", "HTML")
+Importance = Literal["Low", "Normal", "High"]
+BodyType = Literal["Text", "HTML"]
 
 
 class NotFoundError(LookupError):
@@ -43,11 +44,8 @@ class Address:
     email: str
 
     @classmethod
-    def parse(cls, value: str | dict[str, str]) -> Address:
-        """Accept 'Name <addr>', a bare address, or {"name": ..., "address": ...}."""
-        if isinstance(value, dict):
-            email = value.get("address") or value.get("email") or ""
-            return cls(name=value.get("name") or email, email=email)
+    def parse(cls, value: str) -> Address:
+        """Accept 'Name <addr>' or a bare address."""
         match = re.fullmatch(r"\s*(.*?)\s*<([^<>]+)>\s*", value)
         if match:
             name, email = match.group(1).strip('"') or match.group(2), match.group(2)
@@ -72,8 +70,8 @@ class Message:
     sender: Address
     to: list[Address]
     body: str
-    body_type: str
-    importance: str
+    body_type: BodyType
+    importance: Importance
     received: datetime
     sent: datetime
     internet_message_id: str
@@ -297,16 +295,12 @@ class Store:
         sender: Address,
         subject: str,
         body: str,
-        body_type: str,
-        importance: str,
+        body_type: BodyType,
+        importance: Importance,
         received: datetime | None,
         folder: Folder | None = None,
         internet_message_id: str | None = None,
     ) -> Message:
-        if importance not in IMPORTANCE_VALUES:
-            raise ValueError(f"importance must be one of {IMPORTANCE_VALUES}")
-        if body_type not in BODY_TYPES:
-            raise ValueError(f"body_type must be one of {BODY_TYPES}")
         target = folder or mailbox.folder_by_distinguished("inbox")
         number = self._number()
         received_at = received or now

@@ -13,7 +13,7 @@ import time
 import tomllib
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -22,13 +22,15 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from lxml import etree
+from pydantic import ValidationError
 
 from exchange_simulator import soap
 from exchange_simulator.auth import Accounts, NtlmConnection, ServiceAccount
-from exchange_simulator.clock import Clock, ManualClock, SystemClock, parse_ews_datetime
+from exchange_simulator.clock import Clock, ManualClock, SystemClock
 from exchange_simulator.ews import CallContext, EwsEndpoint, EwsFault, parse_request
 from exchange_simulator.faults import FaultInjector
-from exchange_simulator.model import Address, Mailbox, Message, Store
+from exchange_simulator.inputs import Delivery, DemoOrganisation, ExchangeSimulatorSettings, explain
+from exchange_simulator.model import BodyType, Importance, Mailbox, Message, Store
 from exchange_simulator.push import DeliveryAttempt, PushEngine
 
 log = logging.getLogger(__name__)
@@ -43,17 +45,7 @@ BodyObserver = Callable[[bytes, str], None]
 # Observers every simulator in the process reports to (the test suite's schema check registers here).
 GLOBAL_BODY_OBSERVERS: list[BodyObserver] = []
 
-DEFAULT_SETTINGS: dict[str, Any] = {
-    "server_version": "Exchange2016",
-    "clock": "system",
-    "time_scale": 1.0,
-    "dispatch": "background",
-    "auth": ["basic", "ntlm"],
-    "max_events_per_notification": 50,
-    "callback_timeout_seconds": 10.0,
-    "fault_seed": None,
-    "demo_file": None,
-}
+DEFAULT_SETTINGS: dict[str, Any] = ExchangeSimulatorSettings().model_dump(mode="json")
 
 
 @dataclass(frozen=True)
@@ -80,45 +72,6 @@ class RequestRecord:
         }
 
 
-@dataclass
-class _Settings:
-    server_version: soap.ServerVersion
-    clock: str
-    time_scale: float
-    dispatch: str
-    auth: frozenset[str]
-    max_events_per_notification: int
-    callback_timeout_seconds: float
-    fault_seed: int | None
-    demo_file: Path | None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_mapping(cls, settings: Mapping[str, Any] | None) -> _Settings:
-        merged = {**DEFAULT_SETTINGS, **(settings or {})}
-        unknown = set(merged) - set(DEFAULT_SETTINGS)
-        if unknown:
-            raise ValueError(f"unknown exchange_simulator settings: {sorted(unknown)}")
-        if merged["clock"] not in ("system", "manual"):
-            raise ValueError("clock must be 'system' or 'manual'")
-        if merged["dispatch"] not in ("background", "manual"):
-            raise ValueError("dispatch must be 'background' or 'manual'")
-        auth = frozenset(str(a).lower() for a in merged["auth"])
-        if not auth or not auth <= {"basic", "ntlm"}:
-            raise ValueError("auth must be a non-empty list of 'basic' and/or 'ntlm'")
-        return cls(
-            server_version=soap.ServerVersion.named(merged["server_version"]),
-            clock=merged["clock"],
-            time_scale=float(merged["time_scale"]),
-            dispatch=merged["dispatch"],
-            auth=auth,
-            max_events_per_notification=int(merged["max_events_per_notification"]),
-            callback_timeout_seconds=float(merged["callback_timeout_seconds"]),
-            fault_seed=merged["fault_seed"],
-            demo_file=Path(merged["demo_file"]) if merged["demo_file"] else None,
-        )
-
-
 class ExchangeSimulator:
     """A simulated on-premises Exchange 2016/2019 EWS endpoint.
 
@@ -135,7 +88,11 @@ class ExchangeSimulator:
         *,
         clock: Clock | None = None,
     ) -> None:
-        self.settings = _Settings.from_mapping(settings)
+        try:
+            self.settings = ExchangeSimulatorSettings.model_validate(dict(settings or {}))
+        except ValidationError as e:
+            # Whoever reads this is editing a TOML table or a dict literal: one line naming the keys.
+            raise ValueError(f"invalid settings: {explain(e)}") from e
         if clock is None:
             clock = (
                 ManualClock() if self.settings.clock == "manual" else SystemClock(self.settings.time_scale)
@@ -152,7 +109,7 @@ class ExchangeSimulator:
             clock=self.clock,
             lock=self.lock,
             emit=self._emit,
-            server_version=self.settings.server_version,
+            server_version=self.settings.server_version_info,
             max_events_per_notification=self.settings.max_events_per_notification,
             callback_timeout=self.settings.callback_timeout_seconds,
         )
@@ -251,16 +208,13 @@ class ExchangeSimulator:
             else resources.files("exchange_simulator").joinpath("demo.toml").read_text(encoding="utf-8")
         )
         demo = tomllib.loads(text)
-        for account in demo.get("service_accounts", []):
-            self.add_service_account(
-                account["username"], account["password"], can_impersonate=account.get("can_impersonate", True)
-            )
-        for mailbox_spec in demo.get("mailboxes", []):
-            mailbox = self.add_mailbox(mailbox_spec["address"], mailbox_spec.get("display_name"))
-            for message in mailbox_spec.get("messages", []):
-                delivered = self.deliver(mailbox.address, **message)
-                if message.get("is_read"):
-                    self.mark_read(mailbox.address, delivered.number, True)
+        organisation = DemoOrganisation.model_validate(demo)
+        for account in organisation.service_accounts:
+            self.add_service_account(**account.model_dump())
+        for mailbox in organisation.mailboxes:
+            self.add_mailbox(mailbox.address, mailbox.display_name)
+            for delivery in mailbox.messages:
+                self.deliver_message(mailbox.address, delivery)
         return demo
 
     # -- mail --------------------------------------------------------------------------------------------
@@ -270,35 +224,51 @@ class ExchangeSimulator:
         *,
         subject: str = "",
         body: str = "",
-        body_type: str = "Text",
-        importance: str = "Normal",
+        body_type: BodyType = "Text",
+        importance: Importance = "Normal",
         received: datetime | str | None = None,
         folder: str = "inbox",
         internet_message_id: str | None = None,
         is_read: bool = False,
         **sender: Any,
     ) -> Message:
-        """Deliver a message as if it came in over SMTP; raises CreatedEvent, NewMailEvent, ModifiedEvent."""
-        from_value = sender.pop("from_", None) or sender.pop("from", None) or sender.pop("sender", None)
-        if sender:
-            raise TypeError(f"unexpected arguments: {sorted(sender)}")
-        if isinstance(received, str):
-            received = parse_ews_datetime(received)
+        """Deliver a message as if it came in over SMTP; raises CreatedEvent, NewMailEvent, ModifiedEvent.
+
+        The sender is from_="Name <address>" (or sender=..., or a {"name", "address"} dict); a bad value
+        raises pydantic's ValidationError (a ValueError).
+        """
+        delivery = Delivery.model_validate(
+            {
+                **sender,
+                "subject": subject,
+                "body": body,
+                "body_type": body_type,
+                "importance": importance,
+                "received": received,
+                "folder": folder,
+                "internet_message_id": internet_message_id,
+                "is_read": is_read,
+            }
+        )
+        return self.deliver_message(mailbox, delivery)
+
+    def deliver_message(self, mailbox: str, delivery: Delivery) -> Message:
+        """`deliver` for an already validated delivery (the control API, the demo file)."""
         with self.lock:
             box = self.store.mailbox(mailbox)
             message = self.store.deliver(
                 box,
                 self.clock.now(),
-                sender=Address.parse(from_value or "Postmaster <postmaster@simulator.invalid>"),
-                subject=subject,
-                body=body,
-                body_type=body_type,
-                importance=importance,
-                received=received,
-                folder=self.store.resolve_folder(box, folder),
-                internet_message_id=internet_message_id,
+                sender=delivery.sender,
+                subject=delivery.subject,
+                body=delivery.body,
+                body_type=delivery.body_type,
+                importance=delivery.importance,
+                received=delivery.received,
+                folder=self.store.resolve_folder(box, delivery.folder),
+                internet_message_id=delivery.internet_message_id,
             )
-            if is_read:
+            if delivery.is_read:
                 self.store.set_read(box, message, True, self.clock.now())
         self.push.poke()
         return message
@@ -408,7 +378,7 @@ class ExchangeSimulator:
             log.exception("EWS request failed inside the simulator")
             content = soap.fault("ErrorInternalServerError", "An internal server error occurred.")
             status = 500
-        response = soap.envelope(self.settings.server_version, content)
+        response = soap.envelope(self.settings.server_version_info, content)
         self._emit(response, operation or "Fault")
         self._record(operation, account, impersonated, anchor_mailbox, status, _response_code(content))
         return status, response, operation

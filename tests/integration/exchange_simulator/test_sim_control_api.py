@@ -146,6 +146,97 @@ def test_bad_control_requests_get_json_errors(
     assert "error" in response.json()
 
 
+MESSAGES = f"/mailboxes/{DEMO_MAILBOX}/messages"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        # a field no route knows
+        (MESSAGES, {"subject": "x", "colour": "red"}, "colour"),
+        ("/faults", {"kind": "latency", "latency_ms": 5, "delay": 1}, "delay"),
+        ("/clock/advance", {"hours": 1}, "hours"),
+        # a JSON type that is not the field's (strict: no "yes" for true, no "3" for 3)
+        (MESSAGES, {"is_read": "yes"}, "is_read"),
+        (MESSAGES, {"received": "yesterday"}, "received"),
+        ("/faults", {"kind": "server_busy", "count": "3"}, "count"),
+        (
+            "/service-accounts",
+            {"username": "svc-two", "password": "pw", "can_impersonate": 1},
+            "can_impersonate",
+        ),
+        (f"{MESSAGES}/1/read", {"is_read": None}, "is_read"),
+        # a value outside the field's range or vocabulary
+        (MESSAGES, {"body_type": "RTF"}, "body_type"),
+        ("/faults", {"kind": "connection_reset", "fraction": 1.5}, "fraction"),
+        ("/faults", {"kind": "server_busy", "count": 0}, "count"),
+        ("/faults", {"kind": "server_busy", "back_off_ms": -1}, "back_off_ms"),
+        ("/clock/advance", {"minutes": -5}, "minutes"),
+        ("/mailboxes", {"address": "dave"}, "address"),
+        # a required field left out
+        (f"{MESSAGES}/1/move", {}, "folder"),
+        ("/service-accounts", {"username": "svc-two"}, "password"),
+    ],
+)
+def test_a_body_that_does_not_fit_gets_400_naming_the_field(
+    exchange_simulator: ExchangeSimulator, path, body, field
+):
+    before = call(exchange_simulator, "GET", MESSAGES).json()
+
+    response = call(exchange_simulator, "POST", path, body)
+
+    assert response.status_code == 400
+    answer = response.json()
+    assert answer["error"].startswith(f"{field}: ")
+    assert [detail["loc"][0] for detail in answer["details"]] == [field]
+    assert call(exchange_simulator, "GET", MESSAGES).json() == before  # nothing happened
+
+
+def test_a_fault_rule_that_fires_two_ways_gets_400(exchange_simulator: ExchangeSimulator):
+    response = call(
+        exchange_simulator, "POST", "/faults", {"kind": "server_busy", "count": 2, "fraction": 0.5}
+    )
+
+    assert response.status_code == 400
+    assert "give count or fraction, not both" in response.json()["error"]
+    assert exchange_simulator.faults.rules() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"), [(b"{nope", "Invalid JSON"), (b"[1, 2]", "Input should be an object")]
+)
+def test_a_body_that_is_no_json_object_gets_400(exchange_simulator: ExchangeSimulator, body, problem):
+    response = requests.post(exchange_simulator.control_url + MESSAGES, data=body, timeout=10)
+
+    assert response.status_code == 400
+    assert problem in response.json()["error"]
+
+
+def test_a_delivered_sender_and_time_arrive_as_given(exchange_simulator: ExchangeSimulator):
+    response = call(
+        exchange_simulator,
+        "POST",
+        MESSAGES,
+        {"from": {"name": "Bob", "address": "bob@contoso.example"}, "received": "2024-05-06T07:30:00"},
+    )
+
+    assert response.status_code == 201
+    assert response.json()["from"] == {"name": "Bob", "address": "bob@contoso.example"}
+    assert response.json()["received"] == "2024-05-06T07:30:00+00:00"  # no offset means UTC, as in EWS
+
+
+def test_a_failure_inside_the_simulator_answers_500(exchange_simulator: ExchangeSimulator, monkeypatch):
+    def broken() -> list:
+        raise KeyError("a simulator bug")
+
+    monkeypatch.setattr(exchange_simulator, "subscriptions", broken)
+
+    response = call(exchange_simulator, "GET", "/subscriptions")
+
+    assert response.status_code == 500
+    assert "error" in response.json()
+
+
 def test_requests_are_logged_with_their_anchor_mailbox(exchange_simulator: ExchangeSimulator, ews_account):
     _ = ews_account().inbox
 
