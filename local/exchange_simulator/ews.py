@@ -57,6 +57,7 @@ EVENT_TYPES = frozenset(
         "FreeBusyChangedEvent",
     }
 )
+IMPLEMENTED_OPERATIONS = frozenset({"Subscribe", "GetItem", "GetFolder", "FindItem", "SyncFolderItems"})
 # Operations whose {Op}Response / {Op}ResponseMessage pair exists in messages.xsd: these get a typed
 # ErrorInvalidOperation instead of a fault. The unit tests check every one validates.
 UNSUPPORTED_OPERATIONS = frozenset(
@@ -89,6 +90,8 @@ UNSUPPORTED_OPERATIONS = frozenset(
         "UploadItems",
     }
 )
+# What a fault rule may name: everything the simulator answers, implemented or refused.
+KNOWN_OPERATIONS = IMPLEMENTED_OPERATIONS | UNSUPPORTED_OPERATIONS
 
 WATERMARK_RETENTION = timedelta(days=30)
 
@@ -370,7 +373,7 @@ class EwsEndpoint:
         )
 
     # -- dispatch ----------------------------------------------------------------------------------------
-    IMPLEMENTED = frozenset({"Subscribe", "GetItem", "GetFolder", "FindItem", "SyncFolderItems"})
+    IMPLEMENTED = IMPLEMENTED_OPERATIONS
 
     def check_operation(self, parsed: ParsedRequest) -> None:
         """Reject what is no EWS operation before anything else, as Exchange's schema validation does."""

@@ -114,6 +114,15 @@ class FaultSpec(_Input):
             raise ValueError("give count or fraction, not both")
         if self.kind == "latency" and self.latency_ms == 0:
             raise ValueError("a latency fault needs latency_ms > 0")
+        if self.operations:
+            from exchange_simulator.ews import KNOWN_OPERATIONS  # ews builds on these inputs
+
+            unknown = self.operations - KNOWN_OPERATIONS
+            if unknown:
+                # A misspelt operation would make a rule that silently never fires.
+                raise ValueError(
+                    f"unknown EWS operation(s) {sorted(unknown)}; known: {sorted(KNOWN_OPERATIONS)}"
+                )
         return self
 
 

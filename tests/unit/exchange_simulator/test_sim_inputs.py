@@ -119,6 +119,7 @@ def test_deliver_refuses_what_exchange_would_not_hold(offline_simulator, kwargs)
         ({"kind": "server_busy", "count": 2, "fraction": 0.5}, "give count or fraction, not both"),
         ({"kind": "server_busy", "back_off_ms": -1}, "back_off_ms"),
         ({"kind": "connection_reset", "fraction": 0}, "fraction"),
+        ({"kind": "server_busy", "operations": ["GetItems"]}, r"unknown EWS operation\(s\) \['GetItems'\]"),
     ],
 )
 def test_a_fault_rule_that_makes_no_sense_says_why(kwargs, problem):
