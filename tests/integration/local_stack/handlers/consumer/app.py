@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 BATCHES: list[list[str]] = []  # bodies per invocation, in order
+# Notified after each invocation, so a test can wait for a background poller without sleeping.
+INVOKED = threading.Condition()
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     bodies = [record["body"] for record in event["Records"]]
-    BATCHES.append(bodies)
+    with INVOKED:
+        BATCHES.append(bodies)
+        INVOKED.notify_all()
     return {
         "batchItemFailures": [
             {"itemIdentifier": record["messageId"]} for record in event["Records"] if "fail" in record["body"]
