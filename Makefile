@@ -32,9 +32,12 @@ run: $(VENV)/.installed ## Start the local stack in the foreground (CONFIG=path 
 test: venv lint template-check ## Lint, check the template, run every test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(VENV)/.installed ## ruff lint and format check
+lint: $(VENV)/.installed ## ruff lint and format check, mypy type check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	@# One run per function: each one's module is called `app`, which mypy refuses twice in a run.
+	@set -e; for app in $(wildcard functions/*/app.py); do echo "$(VENV)/bin/mypy $$app"; $(VENV)/bin/mypy "$$app"; done
 
 format: $(VENV)/.installed ## Apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
@@ -54,4 +57,4 @@ bench: $(VENV)/.installed ## Run the benchmarks in bench/ and print their figure
 	$(PY) -m bench
 
 clean: ## Remove virtualenvs and build output
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .ruff_cache .mypy_cache

@@ -306,6 +306,8 @@ class ApiGatewayFront:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
+        if not isinstance(host, str):  # typed str | bytes | bytearray: decoded, not formatted as b'...'
+            host = bytes(host).decode()
         return f"http://{host}:{port}"
 
     def start(self) -> ApiGatewayFront:

@@ -94,9 +94,10 @@ class SqsTrigger:
         if not 1 <= self.batch_size <= 10000:
             raise ValueError(f"BatchSize must be 1..10000, got {self.batch_size}")
         if not self.name:
-            self.name = getattr(self.handler, "logical_id", None) or getattr(
-                self.handler, "__name__", "handler"
-            )
+            if isinstance(self.handler, LoadedFunction):
+                self.name = self.handler.logical_id
+            else:
+                self.name = getattr(self.handler, "__name__", "handler")
 
     def poll_once(self, wait_seconds: int = 0) -> BatchOutcome:
         """Receive one batch, invoke once, delete what succeeded. Deterministic: no threads involved."""

@@ -174,7 +174,7 @@ class ItemShape:
 
 
 # Message fields in schema order (ItemType, then MessageType). Each writer appends its element.
-MessageWriter = Callable[[etree._Element, Store, Mailbox, Message, ItemShape], None]
+MessageWriter = Callable[[etree._Element, Store, Mailbox, Message, ItemShape], object]  # result unused
 
 
 def _mailbox_elem(parent: etree._Element, tag: str, address: Address) -> None:
@@ -804,11 +804,8 @@ def _compile_expression(expression: etree._Element) -> Callable[[Message], bool]
         return lambda msg: True
     if kind == "Contains":
         getter = _field_getter(expression)
-        needle = (
-            expression.find(t("Constant")).get("Value", "")
-            if expression.find(t("Constant")) is not None
-            else ""
-        ).lower()
+        constant = expression.find(t("Constant"))
+        needle = (constant.get("Value", "") if constant is not None else "").lower()
         return lambda msg: needle in str(getter(msg)).lower()
     if kind in COMPARISONS:
         getter = _field_getter(expression)

@@ -64,7 +64,7 @@ class FaultInjector:
                 kind=kind,
                 count=count,
                 fraction=fraction,
-                operations=operations,
+                operations=frozenset(operations) if operations is not None else None,
                 back_off_ms=back_off_ms,
                 latency_ms=latency_ms,
             )

@@ -84,7 +84,8 @@ class Message:
     def text_body(self) -> str:
         if self.body_type == "Text":
             return self.body
-        return lxml_html.fromstring(self.body or "<p></p>").text_content() if self.body.strip() else ""
+        # lxml-stubs type html.fromstring as returning _Element; it returns an HtmlElement.
+        return lxml_html.fromstring(self.body or "<p></p>").text_content() if self.body.strip() else ""  # type: ignore[attr-defined]
 
     def html_body(self) -> str:
         if self.body_type == "HTML":

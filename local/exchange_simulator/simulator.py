@@ -18,7 +18,7 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from lxml import etree
@@ -407,7 +407,8 @@ class ExchangeSimulator:
 
 
 def _response_code(content: etree._Element) -> str:
-    codes = content.xpath(".//*[local-name()='ResponseCode']")
+    # An element path selects elements; lxml-stubs type xpath() as any XPath result.
+    codes = cast(list[etree._Element], content.xpath(".//*[local-name()='ResponseCode']"))
     values = sorted({code.text for code in codes if code.text})
     return ",".join(values) or "NoError"
 

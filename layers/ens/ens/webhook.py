@@ -136,8 +136,8 @@ class CallbackReceiver:
             self._queue.send(events)
         callback_progress = progress(subscription, notification)
         if not self._subscriptions.record_callback(subscription, callback_progress, self._clock()):
-            # Retired or replaced between our read and write: the events are queued all the same,
-            # and the consumer checks the mailbox's current registration before pushing.
+            # Retired or replaced between our read and write. The events are queued all the same:
+            # whether the mailbox still has a registered device is the consumer's decision.
             return _soap(
                 SubscriptionStatus.UNSUBSCRIBE, result="unsubscribe", reason="retired_meanwhile", **context
             )
@@ -151,8 +151,8 @@ class CallbackReceiver:
         )
 
 
-def _soap(status: SubscriptionStatus, **details: object) -> CallbackOutcome:
-    return CallbackOutcome(status_code=200, body=reply(status), content_type=REPLY_CONTENT_TYPE, **details)  # type: ignore[arg-type]
+def _soap(status: SubscriptionStatus, **details: Any) -> CallbackOutcome:
+    return CallbackOutcome(status_code=200, body=reply(status), content_type=REPLY_CONTENT_TYPE, **details)
 
 
 def _not_found() -> CallbackOutcome:

@@ -167,7 +167,7 @@ def parse_send_notification(body: bytes) -> SendNotification:
     except ValueError as error:  # lxml refuses e.g. a str with an encoding declaration
         raise NotificationRejected(RejectReason.MALFORMED_XML, str(error)) from None
     docinfo = root.getroottree().docinfo
-    if docinfo.doctype or docinfo.internalDTD is not None:
+    if docinfo.doctype or docinfo.internalDTD is not None:  # type: ignore[union-attr]  # lxml-stubs lack DocInfo.doctype
         raise NotificationRejected(RejectReason.DTD_FORBIDDEN, "a document type declaration is not allowed")
     if (docinfo.encoding or "UTF-8").upper() not in ("UTF-8", "UTF8"):
         raise NotificationRejected(RejectReason.UNSUPPORTED_ENCODING, f"the body declares {docinfo.encoding}")
