@@ -7,31 +7,20 @@ which is module-level work a cold start pays too.
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from support.cold_start import webhook_cold_start_environment
+
 RUNS = 9
-WEBHOOK_ENVIRONMENT = {
-    "PYTHONPATH": os.pathsep.join([str(REPO / "functions" / "webhook"), str(REPO / "layers" / "ens")]),
-    "SUBSCRIPTIONS_TABLE": "subscriptions",
-    "NOTIFICATIONS_QUEUE_URL": "http://127.0.0.1:1/123456789012/notifications",
-    "AWS_DEFAULT_REGION": "eu-west-1",
-    "AWS_ACCESS_KEY_ID": "bench",
-    "AWS_SECRET_ACCESS_KEY": "bench",
-    "POWERTOOLS_SERVICE_NAME": "ens",
-    "POWERTOOLS_METRICS_NAMESPACE": "ENS",
-}
 
 
 def import_microseconds(module: str) -> tuple[int, int]:
     """(self, cumulative) -X importtime of `module` in a fresh interpreter."""
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", f"import {module}"],
-        env={**os.environ, **WEBHOOK_ENVIRONMENT},
+        env=webhook_cold_start_environment(),
         capture_output=True,
         text=True,
         check=True,

@@ -8,20 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from support.cold_start import webhook_cold_start_environment
+
 pytestmark = pytest.mark.unit
 REPO = Path(__file__).resolve().parents[3]
 
 
 def modules_after_importing_the_webhook() -> set[str]:
-    environment = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO / "functions" / "webhook"), str(REPO / "layers" / "ens")]),
-        "SUBSCRIPTIONS_TABLE": "subscriptions",
-        "NOTIFICATIONS_QUEUE_URL": "http://127.0.0.1:1/000000000000/notifications",
-        "AWS_DEFAULT_REGION": "eu-west-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }
+    environment = webhook_cold_start_environment()
     script = "import json, sys, app; print(json.dumps(sorted(sys.modules)))"
     result = subprocess.run(
         [sys.executable, "-c", script],
