@@ -1,17 +1,14 @@
 """The webhook's cold start is part of Exchange's wait: keep heavy modules out of its import."""
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from support.cold_start import webhook_cold_start_environment
 
 pytestmark = pytest.mark.unit
-REPO = Path(__file__).resolve().parents[3]
 
 
 def modules_after_importing_the_webhook() -> set[str]:
@@ -37,11 +34,8 @@ def test_webhook_import_loads_neither_exchangelib_nor_xray() -> None:
 
 
 def test_webhook_refuses_to_start_without_its_settings() -> None:
-    environment = {
-        **os.environ,
-        "PYTHONPATH": str(REPO / "functions" / "webhook") + os.pathsep + str(REPO / "layers" / "ens"),
-    }
-    environment.pop("SUBSCRIPTIONS_TABLE", None)
+    environment = webhook_cold_start_environment()
+    del environment["SUBSCRIPTIONS_TABLE"]
 
     result = subprocess.run(
         [sys.executable, "-c", "import app"], env=environment, capture_output=True, text=True, timeout=60
