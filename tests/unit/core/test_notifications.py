@@ -200,7 +200,9 @@ def test_oversized_body_is_refused_before_parsing() -> None:
     assert rejection(b"<" + b"x" * MAX + b"/>").http_status == 413
 
 
-@pytest.mark.parametrize("content_type", ["application/json", "text/plain", None, "multipart/form-data"])
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "text/plain", None, "multipart/form-data", "application/soap+xml"]
+)
 def test_other_media_types_are_refused(content_type: str | None) -> None:
     error = rejection(new_mail_body("s", "w"), content_type=content_type)  # type: ignore[arg-type]
 

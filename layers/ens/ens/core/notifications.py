@@ -14,7 +14,9 @@ from lxml import etree
 
 from ens.core.ews import MESSAGES_NS, SOAP_ENVELOPE_NS, hardened_parser, messages, soap, types
 
-ACCEPTED_MEDIA_TYPES = frozenset({"text/xml", "application/xml", "application/soap+xml"})
+# SOAP 1.1, which Exchange's push callbacks use, travels as text/xml. application/soap+xml would
+# announce SOAP 1.2, an envelope Exchange never sends.
+ACCEPTED_MEDIA_TYPES = frozenset({"text/xml", "application/xml"})
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _UTF32_BOMS = (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")
 
