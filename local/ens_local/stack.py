@@ -273,6 +273,12 @@ class LocalStack:
                 f"  subscribed  {subscription.mailbox} (simulator push -> webhook, "
                 f"SubscriptionId {subscription.subscription_id})"
             )
+        if self.live_subscriptions and self.simulator is not None:
+            lines.append(
+                f"  try         curl -X POST {self.simulator.base_url}/_sim/mailboxes/"
+                f"{self.live_subscriptions[0].mailbox}/messages -H 'Content-Type: application/json' "
+                """-d '{"from": "ceo@contoso.example", "subject": "Hello"}'"""
+            )
         return lines
 
     # -- SQS triggers --------------------------------------------------------------------------------
