@@ -13,15 +13,15 @@ export AWS_DEFAULT_REGION ?= eu-west-1
 export PIP_NO_WARN_SCRIPT_LOCATION := 1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv run test lint format template-check build deploy bench clean
+.PHONY: help venv run test lint format template-check build deploy bench lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
 
-$(VENV)/.installed: requirements/dev.txt layers/ens/requirements.txt scripts/bootstrap-venv
+$(VENV)/.installed: requirements/dev.txt requirements/dev-constraints.txt layers/ens/requirements.txt scripts/bootstrap-venv
 	@scripts/bootstrap-venv $(VENV) requirements/dev.txt layers/ens local tests 2> >(grep -v '^WARNING: Location' >&2)
 
-$(SAM_VENV)/.installed: requirements/sam.txt scripts/bootstrap-venv
+$(SAM_VENV)/.installed: requirements/sam.txt requirements/sam-constraints.txt scripts/bootstrap-venv
 	@scripts/bootstrap-venv $(SAM_VENV) requirements/sam.txt 2> >(grep -v '^WARNING: Location' >&2)
 
 venv: $(VENV)/.installed $(SAM_VENV)/.installed ## Create or refresh the virtualenvs
@@ -55,6 +55,10 @@ deploy: build ## sam deploy with a samconfig.toml profile: make deploy ENV=dev
 
 bench: $(VENV)/.installed ## Run the benchmarks in bench/ and print their figures
 	$(PY) -m bench
+
+lock: $(VENV)/.installed $(SAM_VENV)/.installed ## Re-pin every package of both virtualenvs after changing requirements/*.txt
+	(echo "# Every package of .venv, pinned (pip freeze). Regenerate with make lock."; $(PY) -m pip freeze --exclude-editable) > requirements/dev-constraints.txt
+	(echo "# Every package of .venv-sam, pinned (pip freeze). Regenerate with make lock."; $(SAM_VENV)/bin/python -m pip freeze --exclude-editable) > requirements/sam-constraints.txt
 
 clean: ## Remove virtualenvs and build output
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .ruff_cache .mypy_cache

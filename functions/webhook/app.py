@@ -44,6 +44,7 @@ _METRIC_BY_RESULT = {
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @event_source(data_class=APIGatewayProxyEvent)
 def handler(event: APIGatewayProxyEvent, context: LambdaContext) -> dict[str, Any]:
+    body: bytes | None
     try:
         body = (
             base64.b64decode(event.body or "", validate=True)
@@ -51,7 +52,7 @@ def handler(event: APIGatewayProxyEvent, context: LambdaContext) -> dict[str, An
             else (event.body or "").encode()
         )
     except binascii.Error:
-        body = b""
+        body = None
     outcome = receiver.receive(
         CallbackRequest(
             token=(event.path_parameters or {}).get("token"),
@@ -59,7 +60,7 @@ def handler(event: APIGatewayProxyEvent, context: LambdaContext) -> dict[str, An
             content_type=event.headers.get("content-type"),
         )
     )
-    _observe(outcome, len(body))
+    _observe(outcome, len(body or b""))
     return {
         "statusCode": outcome.status_code,
         "headers": {"Content-Type": outcome.content_type, **outcome.headers},
@@ -77,6 +78,10 @@ def _observe(outcome: CallbackOutcome, body_bytes: int) -> None:
         metrics.add_metric(name="MailEventsQueued", unit=MetricUnit.Count, value=outcome.queued)
     if outcome.gap_from_watermark:
         metrics.add_metric(name="WatermarkGaps", unit=MetricUnit.Count, value=1)
+    if outcome.exchange_error:
+        metrics.add_metric(name="ExchangeErrorNotifications", unit=MetricUnit.Count, value=1)
+    if outcome.replay:
+        metrics.add_metric(name="ReplayedCallbacks", unit=MetricUnit.Count, value=1)
     # Neither the token nor any mail content is logged: only what an operator needs to follow up.
     log = logger.warning if outcome.result in ("rejected", "unknown_token", "retry") else logger.info
     log(
@@ -90,7 +95,9 @@ def _observe(outcome: CallbackOutcome, body_bytes: int) -> None:
             "events": dict(outcome.events_by_kind),
             "queued": outcome.queued,
             "watermark_gap": outcome.gap_from_watermark is not None,
-            "error_code": outcome.error_code,
+            "replay": outcome.replay,
+            "exchange_error": outcome.exchange_error,
+            "fault": outcome.fault,
             "body_bytes": body_bytes,
         },
     )

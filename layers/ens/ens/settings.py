@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ens.core.notifications import DEFAULT_MAX_NOTIFICATION_BYTES
+
 
 class SettingsError(RuntimeError):
     """The function's environment is incomplete or wrong; raised at cold start, named precisely."""
@@ -39,8 +41,6 @@ class WebhookSettings:
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> WebhookSettings:
-        from ens.webhook import DEFAULT_MAX_NOTIFICATION_BYTES
-
         return cls(
             subscriptions_table=_required(environ, "SUBSCRIPTIONS_TABLE"),
             notifications_queue_url=_required(environ, "NOTIFICATIONS_QUEUE_URL"),

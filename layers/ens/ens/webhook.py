@@ -16,8 +16,10 @@ from typing import Any, Protocol
 
 from ens.core.mail_events import MailEvent, mail_events
 from ens.core.notifications import (
+    DEFAULT_MAX_NOTIFICATION_BYTES,
     REPLY_CONTENT_TYPE,
     NotificationRejected,
+    RejectReason,
     SubscriptionStatus,
     check_request,
     parse_send_notification,
@@ -33,7 +35,6 @@ from ens.core.subscriptions import (
 )
 from ens.errors import DependencyUnavailable
 
-DEFAULT_MAX_NOTIFICATION_BYTES = 1024 * 1024
 RETRY_AFTER_SECONDS = 30  # Exchange's own first retry interval
 
 
@@ -52,7 +53,7 @@ class MailEventQueue(Protocol):
 @dataclass(frozen=True)
 class CallbackRequest:
     token: str | None
-    body: bytes
+    body: bytes | None  # None: the transport's encoding of the body was broken
     content_type: str | None
 
 
@@ -70,7 +71,9 @@ class CallbackOutcome:
     events_by_kind: Counter[str] = field(default_factory=Counter)
     queued: int = 0
     gap_from_watermark: str | None = None
-    error_code: str | None = None
+    replay: bool = False
+    exchange_error: str | None = None  # ResponseCode of an error message Exchange sent
+    fault: str | None = None  # the exception behind a dependency_unavailable 503
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -101,13 +104,17 @@ class CallbackReceiver:
                 "retry",
                 "dependency_unavailable",
                 "temporarily unavailable; retry",
-                error_code=type(error.__cause__).__name__ if error.__cause__ else None,
+                fault=type(error.__cause__).__name__ if error.__cause__ else type(error).__name__,
             )
 
     def _receive(self, request: CallbackRequest) -> CallbackOutcome:
         if not is_well_formed_token(request.token):
             return _not_found()
         try:
+            if request.body is None:
+                raise NotificationRejected(
+                    RejectReason.MALFORMED_BODY, "the body's transport encoding is broken"
+                )
             check_request(request.body, request.content_type, self._max_body_bytes)
             notification = parse_send_notification(request.body)
         except NotificationRejected as rejected:
@@ -131,10 +138,10 @@ class CallbackReceiver:
         if verdict is Verdict.NOT_YET_ACTIVE:
             return _error(503, "retry", verdict.value, "the subscription is not active yet; retry", **context)
 
-        events = mail_events(subscription.mailbox, notification)
+        callback_progress = progress(subscription, notification)
+        events = [] if callback_progress.replay else mail_events(subscription.mailbox, notification)
         if events:
             self._queue.send(events)
-        callback_progress = progress(subscription, notification)
         if not self._subscriptions.record_callback(subscription, callback_progress, self._clock()):
             # Retired or replaced between our read and write. The events are queued all the same:
             # whether the mailbox still has a registered device is the consumer's decision.
@@ -146,7 +153,8 @@ class CallbackReceiver:
             result="ok",
             queued=len(events),
             gap_from_watermark=callback_progress.gap_from_watermark,
-            error_code=callback_progress.error_code,
+            replay=callback_progress.replay,
+            exchange_error=callback_progress.error_code,
             **context,
         )
 

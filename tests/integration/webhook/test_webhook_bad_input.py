@@ -80,6 +80,7 @@ def test_billion_laughs_gets_400(subscribed) -> None:
     answer = webhook.post(subscription.token, body)
 
     assert answer.status == 400
+    assert b"dtd_forbidden" in answer.body
 
 
 def test_ten_megabyte_body_gets_413(subscribed) -> None:

@@ -178,3 +178,52 @@ def test_several_notifications_in_one_body_are_all_queued(webhook) -> None:
     assert sorted(m["item_id"] for m in webhook.queued()) == ["a", "b"]
     stored = webhook.store.get(subscription.token)
     assert (stored.last_watermark, stored.gap_from_watermark) == ("wm-3", None)
+
+
+def test_a_callback_exchange_resends_is_acknowledged_without_queueing_twice(webhook) -> None:
+    subscription = webhook.subscribe()
+    body = new_mail_body("sub-1", "wm-0", count=2)
+    assert subscription_status(webhook.post(subscription.token, body)) == "OK"
+    assert len(webhook.queued()) == 2
+
+    answer = webhook.post(subscription.token, body)
+
+    assert subscription_status(answer) == "OK"
+    assert webhook.queued() == []
+    stored = webhook.store.get(subscription.token)
+    assert (stored.last_watermark, stored.gap_from_watermark) == ("wm-2", None)
+
+
+def test_an_error_from_exchange_opens_a_gap_and_a_clean_callback_clears_the_error(webhook) -> None:
+    subscription = webhook.subscribe(last_watermark="wm-4")
+
+    webhook.post(subscription.token, send_notification(Body([ErrorSpec("ErrorReadEventsFailed")])))
+    after_error = webhook.store.get(subscription.token)
+    webhook.post(
+        subscription.token, send_notification(Body([NotificationSpec("sub-1", "wm-4", [status("wm-5")])]))
+    )
+    after_heartbeat = webhook.store.get(subscription.token)
+
+    assert (after_error.gap_from_watermark, after_error.last_error_code) == ("wm-4", "ErrorReadEventsFailed")
+    assert (after_heartbeat.gap_from_watermark, after_heartbeat.last_error_code) == ("wm-4", None)
+
+
+def test_a_base64_body_that_does_not_decode_gets_400(webhook) -> None:
+    from ens_local.api_gateway import build_rest_proxy_event
+
+    subscription = webhook.subscribe()
+    event = build_rest_proxy_event(
+        "POST",
+        f"/ews/notifications/{subscription.token}",
+        "/ews/notifications/{token}",
+        headers={"Content-Type": "text/xml; charset=utf-8"},
+        body=b"<x/>",
+        path_parameters={"token": subscription.token},
+    )
+    event.update(body="not base64!", isBase64Encoded=True)
+
+    result = webhook.function.invoke(event)
+
+    assert result["statusCode"] == 400
+    assert "malformed_body" in result["body"]
+    assert webhook.queued() == []

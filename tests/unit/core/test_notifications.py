@@ -196,6 +196,21 @@ def test_billion_laughs_is_refused_without_expansion() -> None:
     assert rejection(body).reason is RejectReason.DTD_FORBIDDEN
 
 
+def test_the_hardened_parser_itself_neither_expands_entities_nor_reads_files() -> None:
+    # Defence in depth: ENS refuses DOCTYPEs before parsing, but the parser must be safe on its own.
+    from lxml import etree
+
+    from ens.core.ews import hardened_parser
+
+    xxe = b'<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd"><!ENTITY y "expanded">]><r>&x;&y;</r>'
+
+    root = etree.fromstring(xxe, hardened_parser())
+
+    assert "root:" not in etree.tostring(root).decode()
+    assert "expanded" not in (root.text or "")
+    assert "expanded" not in "".join(root.itertext())
+
+
 def test_oversized_body_is_refused_before_parsing() -> None:
     assert rejection(b"<" + b"x" * MAX + b"/>").http_status == 413
 

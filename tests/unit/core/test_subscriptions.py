@@ -113,4 +113,42 @@ def test_batched_notifications_chain_without_a_gap() -> None:
 def test_error_message_is_recorded_and_keeps_the_watermark() -> None:
     result = progress(subscription(), callback(ErrorSpec("ErrorReadEventsFailed")))
 
-    assert (result.error_code, result.last_watermark) == ("ErrorReadEventsFailed", "wm-0")
+    assert (result.error_code, result.last_watermark, result.replay) == (
+        "ErrorReadEventsFailed",
+        "wm-0",
+        False,
+    )
+
+
+def test_a_resent_callback_is_a_replay_not_a_gap() -> None:
+    # Accepted before: PreviousWatermark wm-0, events up to wm-2. Exchange resends it unchanged.
+    after_first = subscription(last_watermark="wm-2", last_previous_watermark="wm-0")
+
+    result = progress(
+        after_first,
+        callback(NotificationSpec("sub-1", "wm-0", [new_mail("wm-1", "a"), new_mail("wm-2", "b")])),
+    )
+
+    assert (result.replay, result.gap_from_watermark, result.last_watermark) == (True, None, "wm-2")
+
+
+def test_a_heartbeat_that_does_not_advance_the_watermark_is_neither_replay_nor_gap() -> None:
+    steady = subscription(last_watermark="wm-5", last_previous_watermark="wm-5")
+
+    result = progress(steady, callback(NotificationSpec("sub-1", "wm-5", [status("wm-5")])))
+
+    assert (result.replay, result.gap_from_watermark, result.heartbeat) == (False, None, True)
+
+
+def test_a_callback_with_new_events_after_the_same_previous_watermark_is_a_gap_not_a_replay() -> None:
+    after_first = subscription(last_watermark="wm-2", last_previous_watermark="wm-0")
+
+    result = progress(after_first, callback(NotificationSpec("sub-1", "wm-0", [new_mail("wm-9", "z")])))
+
+    assert (result.replay, result.gap_from_watermark) == (False, "wm-2")
+
+
+def test_an_error_from_exchange_opens_a_gap_at_our_last_watermark() -> None:
+    result = progress(subscription(last_watermark="wm-7"), callback(ErrorSpec("ErrorReadEventsFailed")))
+
+    assert (result.gap_from_watermark, result.error_code) == ("wm-7", "ErrorReadEventsFailed")

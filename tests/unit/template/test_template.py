@@ -46,3 +46,27 @@ def test_every_function_setting_is_a_parameter_or_a_resource(template: Template)
         for value in spec.environment.values():
             if isinstance(value, dict) and "Ref" in value:
                 assert value["Ref"] in known
+
+
+def test_the_body_limit_default_is_the_same_in_the_template_and_the_code(template: Template) -> None:
+    from ens.core.notifications import DEFAULT_MAX_NOTIFICATION_BYTES
+
+    assert int(template.parameters["MaxNotificationBytes"]["Default"]) == DEFAULT_MAX_NOTIFICATION_BYTES
+
+
+def test_the_webhook_may_only_read_and_update_subscriptions(template: Template) -> None:
+    policies = template.properties("WebhookFunction")["Policies"]
+    dynamodb_actions = {
+        action
+        for policy in policies
+        for statement in policy.get("Statement", [])
+        for action in statement["Action"]
+        if action.startswith("dynamodb:")
+    }
+
+    assert dynamodb_actions == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+    assert not any("DynamoDBCrudPolicy" in policy for policy in policies)
+
+
+def test_callback_bodies_reach_the_webhook_byte_exact(template: Template) -> None:
+    assert template.properties("WebhookApi")["BinaryMediaTypes"] == ["*~1*"]

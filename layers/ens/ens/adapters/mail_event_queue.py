@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -12,6 +13,9 @@ from ens.errors import DependencyUnavailable
 
 SQS_BATCH_LIMIT = 10
 _ATTEMPTS = 3
+# Batches of one callback go out side by side: a MoreEvents backlog must not add up call latencies
+# while Exchange waits. boto3 clients are thread-safe.
+_PARALLEL_BATCHES = 8
 
 
 class SqsMailEventQueue:
@@ -21,8 +25,16 @@ class SqsMailEventQueue:
 
     def send(self, events: Sequence[MailEvent]) -> None:
         """Queue every event or raise DependencyUnavailable: none may be left out silently."""
-        for start in range(0, len(events), SQS_BATCH_LIMIT):
-            self._send_batch(events[start : start + SQS_BATCH_LIMIT])
+        batches = [
+            events[start : start + SQS_BATCH_LIMIT] for start in range(0, len(events), SQS_BATCH_LIMIT)
+        ]
+        if len(batches) <= 1:
+            for batch in batches:
+                self._send_batch(batch)
+            return
+        with ThreadPoolExecutor(max_workers=min(_PARALLEL_BATCHES, len(batches))) as pool:
+            # list() re-raises the first failure; the others still finish before the pool closes.
+            list(pool.map(self._send_batch, batches))
 
     def _send_batch(self, events: Sequence[MailEvent]) -> None:
         pending = {str(index): event.to_message() for index, event in enumerate(events)}

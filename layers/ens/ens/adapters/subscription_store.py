@@ -66,14 +66,22 @@ class DynamoSubscriptionStore:
             # The oldest gap wins: recovery must start from the first watermark we lost track of.
             assignments.append("gap_from_watermark = if_not_exists(gap_from_watermark, :gap)")
             values[":gap"] = progress.gap_from_watermark
+        if progress.previous_watermark is not None:
+            assignments.append("last_previous_watermark = :previous_watermark")
+            values[":previous_watermark"] = progress.previous_watermark
+        removals: list[str] = []
         if progress.error_code is not None:
             assignments.append("last_error_code = :error_code")
             values[":error_code"] = progress.error_code
+        else:
+            # A clean callback means Exchange has recovered from whatever it reported last.
+            removals.append("last_error_code")
+        update = "SET " + ", ".join(assignments) + (" REMOVE " + ", ".join(removals) if removals else "")
         try:
             self._dynamodb.update_item(
                 TableName=self._table,
                 Key={"token": {"S": subscription.token}},
-                UpdateExpression="SET " + ", ".join(assignments),
+                UpdateExpression=update,
                 ConditionExpression="#state = :active AND subscription_id = :subscription_id",
                 ExpressionAttributeNames={"#state": "state"},
                 ExpressionAttributeValues={

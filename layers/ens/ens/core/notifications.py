@@ -16,6 +16,9 @@ from ens.core.ews import MESSAGES_NS, SOAP_ENVELOPE_NS, hardened_parser, message
 
 # SOAP 1.1, which Exchange's push callbacks use, travels as text/xml. application/soap+xml would
 # announce SOAP 1.2, an envelope Exchange never sends.
+# Exchange batches a few dozen events per callback (MoreEvents for the rest): a few KiB.
+DEFAULT_MAX_NOTIFICATION_BYTES = 256 * 1024
+
 ACCEPTED_MEDIA_TYPES = frozenset({"text/xml", "application/xml"})
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _UTF32_BOMS = (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")
@@ -46,6 +49,7 @@ class RejectReason(enum.StrEnum):
     """Why a callback request was refused; each maps to one HTTP status."""
 
     BODY_TOO_LARGE = "body_too_large"
+    MALFORMED_BODY = "malformed_body"
     EMPTY_BODY = "empty_body"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     UNSUPPORTED_ENCODING = "unsupported_encoding"

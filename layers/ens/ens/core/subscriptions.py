@@ -40,6 +40,9 @@ class Subscription:
     state: SubscriptionState
     subscription_id: str | None = None
     last_watermark: str | None = None
+    # PreviousWatermark of the last accepted callback: tells Exchange resending that callback
+    # (it never got our OK) from events having gone missing.
+    last_previous_watermark: str | None = None
     last_seen_at: str | None = None
     last_heartbeat_at: str | None = None
     gap_from_watermark: str | None = None  # set when events were missed; the recovery job clears it
@@ -71,18 +74,25 @@ class CallbackProgress:
     """What a callback changes on its subscription record."""
 
     last_watermark: str | None
+    previous_watermark: str | None  # of the callback's first notification
     heartbeat: bool
     gap_from_watermark: str | None
     error_code: str | None
+    replay: bool  # Exchange resent the last accepted callback: its events are queued already
 
 
 def progress(subscription: Subscription, notification: SendNotification) -> CallbackProgress:
-    """New watermark, heartbeat and gap for an accepted callback.
+    """New watermark, heartbeat, gap and replay for an accepted callback.
 
     A PreviousWatermark other than the last watermark we stored means Exchange sent events we never
-    saw: the gap starts at our last watermark, from which the recovery job resubscribes.
+    saw: the gap starts at our last watermark, from which the recovery job resubscribes. The one
+    exception is a resend of the last accepted callback (same PreviousWatermark, same final
+    watermark), which Exchange makes when our OK did not reach it. An error message from Exchange
+    (e.g. ErrorReadEventsFailed: it lost the subscription) opens a gap at our last watermark too.
     """
-    last_watermark = subscription.last_watermark
+    stored = subscription.last_watermark
+    first_previous = notification.notifications[0].previous_watermark if notification.notifications else None
+    last_watermark = stored
     gap_from: str | None = None
     for item in notification.notifications:
         if (
@@ -95,10 +105,22 @@ def progress(subscription: Subscription, notification: SendNotification) -> Call
         for event in item.events:
             if event.watermark:
                 last_watermark = event.watermark
+    replay = (
+        first_previous is not None
+        and first_previous != stored
+        and first_previous == subscription.last_previous_watermark
+        and last_watermark == stored
+    )
+    if replay:
+        gap_from = None
     errors = notification.errors
+    if errors and gap_from is None:
+        gap_from = stored
     return CallbackProgress(
         last_watermark=last_watermark,
+        previous_watermark=subscription.last_previous_watermark if replay else first_previous,
         heartbeat=any(event.kind is EventKind.STATUS for event in notification.events),
         gap_from_watermark=gap_from,
         error_code=errors[0].response_code if errors else None,
+        replay=replay,
     )
