@@ -63,6 +63,7 @@ def _measure(aws: LocalAws) -> list[str]:
             ROUTE,
             headers={"Content-Type": "text/xml; charset=utf-8"},
             body=body,
+            binary=True,  # WebhookApi's BinaryMediaTypes ("*~1*"): every body arrives base64, byte-exact
             path_parameters={"token": token},
         )
         assert webhook.invoke(event)["statusCode"] == 200

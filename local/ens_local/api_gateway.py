@@ -1,10 +1,13 @@
 """The HTTP front: API Gateway REST API (v1) Lambda proxy integration, on loopback.
 
 Each request becomes the proxy event AWS builds and goes to the very handler the Lambda runs; the
-handler's dict becomes the HTTP response. Where the local front must choose, it answers what a REST
-API answers: 403 "Missing Authentication Token" for an unknown route or method, 413 beyond the
-10 MiB payload limit (handler not called), 502 "Internal server error" when the handler raises,
-times out or returns a malformed proxy response.
+handler's dict becomes the HTTP response. The body travels as UTF-8 text, or base64 encoded when its
+Content-Type matches the BinaryMediaTypes of the route's RestApi in the template. Where the local
+front must choose, it answers what a REST API answers: 403 "Missing Authentication Token" for an
+unknown route or method, 413 beyond the 10 MiB payload limit (handler not called), 500 "Internal
+server error" when Lambda would refuse the invocation because the event exceeds its 6 MB payload
+limit (handler not called), 502 "Internal server error" when the handler raises, times out or
+returns a malformed proxy response.
 """
 
 from __future__ import annotations
@@ -33,6 +36,12 @@ from ens_local.template import ApiRoute
 log = logging.getLogger("local_stack.api")
 
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's hard limit on a request payload
+# Lambda's limit on a synchronous Invoke's request payload, i.e. the JSON event ("6 MB" in the quotas;
+# Invoke refuses more with RequestEntityTooLargeException). A body under API Gateway's 10 MiB can still
+# make an event above it: the event adds headers and context, and base64 adds a third to binary bodies.
+LAMBDA_MAX_EVENT_BYTES = 6 * 1024 * 1024
+# Media type a REST API assumes for a request that carries no Content-Type.
+_DEFAULT_CONTENT_TYPE = "application/json"
 _PROXY_RESPONSE_KEYS = {"statusCode", "headers", "multiValueHeaders", "body", "isBase64Encoded"}
 # An oversized body is read and thrown away up to this size before the 413 goes out: a client that
 # is still writing when the server closes sees a reset connection instead of API Gateway's answer.
@@ -102,6 +111,21 @@ def _specificity(template_path: str) -> tuple[int, int]:
     return ("+}" in template_path, template_path.count("{"))
 
 
+def is_binary_media_type(content_type: str | None, binary_media_types: Iterable[str]) -> bool:
+    """Whether a REST API with these BinaryMediaTypes hands a body of this Content-Type over as binary.
+
+    Patterns are media types in which `*` stands for any run of characters (`*/*`, `image/*`,
+    `application/octet-stream`), compared without case. The request's parameters (`; charset=...`,
+    `; boundary=...`) do not take part, so `multipart/form-data` matches an upload with a boundary.
+    """
+    media_type = (content_type or "").split(";", 1)[0].strip().lower() or _DEFAULT_CONTENT_TYPE
+    for pattern in binary_media_types:
+        regex = ".*".join(re.escape(part) for part in pattern.strip().lower().split("*"))
+        if re.fullmatch(regex, media_type):
+            return True
+    return False
+
+
 def build_rest_proxy_event(
     method: str,
     path: str,
@@ -109,6 +133,7 @@ def build_rest_proxy_event(
     *,
     headers: Sequence[tuple[str, str]] | Mapping[str, str] = (),
     body: bytes | str | None = None,
+    binary: bool = False,
     query: str = "",
     path_parameters: Mapping[str, str] | None = None,
     stage: str = "dev",
@@ -120,8 +145,11 @@ def build_rest_proxy_event(
     """The event API Gateway's REST Lambda proxy integration gives the function.
 
     `route` is the matched resource (its path template, e.g. /ews/notifications/{token}); `path`
-    is the request path without the stage. A body that is not valid UTF-8 travels base64 encoded
-    with isBase64Encoded=true, as it does when the API declares binary media types.
+    is the request path without the stage. `binary` says whether the request's Content-Type matches
+    the API's BinaryMediaTypes (see `is_binary_media_type`): then the body is base64 with
+    isBase64Encoded=true and arrives byte-exact. Otherwise, the default of an API that declares
+    none, it is UTF-8 text, and bytes that are not valid UTF-8 are replaced with U+FFFD as API
+    Gateway does.
     """
     resource = route.path if isinstance(route, ApiRoute) else route
     header_items = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
@@ -143,12 +171,11 @@ def build_rest_proxy_event(
     is_base64 = False
     if not raw:
         event_body = None
+    elif binary:
+        event_body = base64.b64encode(raw).decode("ascii")
+        is_base64 = True
     else:
-        try:
-            event_body = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            event_body = base64.b64encode(raw).decode("ascii")
-            is_base64 = True
+        event_body = raw.decode("utf-8", errors="replace")
 
     now = now or datetime.now(UTC)
     request_id = request_id or str(uuid.uuid4())
@@ -262,6 +289,16 @@ def _json_reply(status: int, message: str, error_type: str) -> GatewayReply:
 MISSING_TOKEN = _json_reply(403, "Missing Authentication Token", "MissingAuthenticationTokenException")
 TOO_LARGE = _json_reply(413, "Request Too Long", "RequestTooLongException")
 INTERNAL_ERROR = _json_reply(502, "Internal server error", "InternalServerErrorException")
+# What API Gateway answers when the Lambda service refuses the Invoke itself (the AWS Lambda guide,
+# "Handling Lambda errors with an API Gateway API": 500 there, 502 once the function ran).
+INVOKE_REFUSED = _json_reply(500, "Internal server error", "InternalServerErrorException")
+
+
+def lambda_payload_bytes(event: Any) -> int:
+    """The size of `event` as the JSON payload of a Lambda Invoke, the size Lambda's limit counts."""
+    # Compact and UTF-8, not ASCII-escaped: what a JSON serialiser puts on the wire, whereas
+    # json.dumps' default would count 6 bytes for each non-ASCII character.
+    return len(json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
 
 
 @dataclass(frozen=True)
@@ -280,6 +317,8 @@ class ApiGatewayFront:
 
     `stages` maps a route's RestApi logical id to its stage name. Requests are accepted both without
     the stage (as `sam local start-api` serves) and with it (as the execute-api URL carries it).
+    `binary_media_types` maps a RestApi logical id to its BinaryMediaTypes (`/`, not `~1`); an API
+    missing from it has none, so its bodies travel as text.
     """
 
     def __init__(
@@ -290,6 +329,7 @@ class ApiGatewayFront:
         host: str = "127.0.0.1",
         port: int = 0,
         stages: Mapping[str, str] | None = None,
+        binary_media_types: Mapping[str, Sequence[str]] | None = None,
         on_request: Callable[[RequestRecord], None] | None = None,
     ) -> None:
         # Kept by reference: the stack binds the port first (its URL may go into the functions'
@@ -298,6 +338,7 @@ class ApiGatewayFront:
         self.routes = list(routes)
         self.router = Router(self.routes)
         self.stages = dict(stages or {})
+        self.binary_media_types = {api: tuple(types) for api, types in (binary_media_types or {}).items()}
         self.on_request = on_request or _log_request
         self._server = ThreadingHTTPServer((host, port), _make_request_handler(self))
         self._server.daemon_threads = True
@@ -340,12 +381,15 @@ class ApiGatewayFront:
         else:
             function = self.functions[found.route.function]
             function_name = function.logical_id
+            # The last of repeated Content-Type headers, as in the event's `headers`.
+            content_type = next((v for k, v in reversed(headers) if k.lower() == "content-type"), None)
             event = build_rest_proxy_event(
                 method,
                 path,
                 found.route,
                 headers=headers,
                 body=body,
+                binary=is_binary_media_type(content_type, self.binary_media_types.get(found.route.api, ())),
                 query=split.query,
                 path_parameters=found.path_parameters,
                 stage=self.stages.get(found.route.api, "Prod"),
@@ -376,6 +420,17 @@ class ApiGatewayFront:
         return found, path
 
     def _invoke(self, function: LoadedFunction, event: dict[str, Any]) -> GatewayReply:
+        size = lambda_payload_bytes(event)
+        if size > LAMBDA_MAX_EVENT_BYTES:
+            # Lambda refuses the Invoke before any code runs; API Gateway's execution log shows it.
+            log.error(
+                "%s: the proxy event is %d bytes, over Lambda's %d-byte invocation payload limit "
+                "(RequestEntityTooLargeException); API Gateway answers 500",
+                function.logical_id,
+                size,
+                LAMBDA_MAX_EVENT_BYTES,
+            )
+            return INVOKE_REFUSED
         try:
             result = function.invoke(event)
         except Exception:
@@ -477,6 +532,8 @@ def _make_request_handler(front: ApiGatewayFront) -> type[BaseHTTPRequestHandler
 
 __all__ = [
     "INTERNAL_ERROR",
+    "INVOKE_REFUSED",
+    "LAMBDA_MAX_EVENT_BYTES",
     "MAX_PAYLOAD_BYTES",
     "MISSING_TOKEN",
     "TOO_LARGE",
@@ -486,5 +543,7 @@ __all__ = [
     "RequestRecord",
     "Router",
     "build_rest_proxy_event",
+    "is_binary_media_type",
+    "lambda_payload_bytes",
     "reply_from_proxy_result",
 ]

@@ -17,7 +17,8 @@ from moto.server import ThreadedMotoServer
 from ens_local.template import QUEUE, TABLE, Resolver, Template, TemplateError
 
 LOCAL_ACCOUNT_ID = "123456789012"  # moto's fixed account
-log = logging.getLogger("ens_local.aws")
+# "local_stack.*", never "ens_local.*": Powertools' filter would swallow it (see LOGGER in ens_local.stack).
+log = logging.getLogger("local_stack.aws")
 
 # DynamoDB CreateTable takes these CloudFormation properties as they are; the rest are either
 # mapped below or only matter in AWS (encryption, backups, tags).

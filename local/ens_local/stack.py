@@ -126,6 +126,7 @@ class LocalStack:
                 host=stack.host,
                 port=stack.api_port,
                 stages=self._stages(),
+                binary_media_types=self._binary_media_types(),
             )
         except OSError as error:
             raise LocalStackError(
@@ -338,6 +339,12 @@ class LocalStack:
                 resolver.resolve(self.template.properties(logical_id).get("StageName", "Prod"))
             )
         return stages
+
+    def _binary_media_types(self) -> dict[str, tuple[str, ...]]:
+        return {
+            api: self.template.binary_media_types(api)
+            for api in ["ServerlessRestApi", *self.template.logical_ids(API)]
+        }
 
     def _create_secrets(self, placeholders: Mapping[str, str]) -> None:
         if not self.settings.secrets:

@@ -65,6 +65,7 @@ class Template:
     parameters: dict[str, Mapping[str, Any]]
     resources: dict[str, Mapping[str, Any]]
     globals_function: Mapping[str, Any] = field(default_factory=dict)
+    globals_api: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path = DEFAULT_TEMPLATE) -> Template:
@@ -74,6 +75,7 @@ class Template:
             parameters=dict(document.get("Parameters", {})),
             resources=dict(document["Resources"]),
             globals_function=document.get("Globals", {}).get("Function", {}),
+            globals_api=document.get("Globals", {}).get("Api", {}),
         )
 
     def logical_ids(self, resource_type: str) -> list[str]:
@@ -132,8 +134,28 @@ class Template:
             routes=tuple(routes),
             queue_triggers=tuple(triggers),
             memory_mb=int(properties.get("MemorySize", self.globals_function.get("MemorySize", 128))),
-            layers=tuple(properties.get("Layers", self.globals_function.get("Layers", []))),
+            # SAM merges list-valued Globals: the Globals layers come first, the function's own after.
+            layers=(*self.globals_function.get("Layers", []), *properties.get("Layers", [])),
         )
+
+    def binary_media_types(self, api: str) -> tuple[str, ...]:
+        """The media types the RestApi `api` (a logical id) treats as binary, with `/` for `~1`.
+
+        Globals' Api section applies to every AWS::Serverless::Api, SAM's implicit ServerlessRestApi
+        included, and its list comes before the resource's own, as SAM merges lists. Templates write
+        `/` as `~1` there (e.g. "*~1*"), as CloudFormation requires; an API without any treats every
+        body as text.
+        """
+        resource = self.resources.get(api, {})
+        own = (
+            resource.get("Properties", {}).get("BinaryMediaTypes", []) if resource.get("Type") == API else []
+        )
+        types: list[str] = []
+        for entry in [*self.globals_api.get("BinaryMediaTypes", []), *own]:
+            if not isinstance(entry, str):
+                raise TemplateError(f"{api}: BinaryMediaTypes entries must be plain strings, got {entry!r}")
+            types.append(entry.replace("~1", "/"))
+        return tuple(types)
 
     def layer_dirs(self, function: FunctionSpec) -> list[Path]:
         """Directories of the function's layers declared in this template, in the function's order.

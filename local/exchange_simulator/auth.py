@@ -12,6 +12,7 @@ import hmac
 import os
 from dataclasses import dataclass
 
+# Private module: pyspnego has no public API for the server side of raw NTLM; requirements/dev.txt pins it.
 from spnego._ntlm_raw.crypto import ntowfv1, ntowfv2
 from spnego._ntlm_raw.messages import (
     Authenticate,
@@ -35,9 +36,16 @@ class ServiceAccount:
     domain: str = NETBIOS_DOMAIN
 
     def login_names(self) -> set[str]:
-        """Every spelling Windows accepts: user, DOMAIN\\user, and user@domain when the user is a UPN."""
-        user = self.username.lower()
-        return {user, f"{self.domain.lower()}\\{user}"}
+        """Every spelling Windows accepts (lower-cased): user, DOMAIN\\user, and user@domain when the user is a UPN.
+
+        DOMAIN is the account's NetBIOS domain (SIMULATOR unless set). A username given as a UPN
+        (svc-ens@contoso.example) logs on as itself, and its part before the @ is the account name: svc-ens
+        and SIMULATOR\\svc-ens. A plain username (ensbot) logs on as ensbot and SIMULATOR\\ensbot; the
+        simulator invents no UPN for it.
+        """
+        upn = self.username.lower()
+        user = upn.partition("@")[0]
+        return {upn, user, f"{self.domain.lower()}\\{user}"}
 
     def describe(self) -> dict[str, object]:
         return {"username": self.username, "can_impersonate": self.can_impersonate, "domain": self.domain}
@@ -56,6 +64,10 @@ class Accounts:
 
     def find(self, login: str) -> ServiceAccount | None:
         login = login.lower()
+        # An exact username wins: two UPNs may share the part before the @, which Windows' unique
+        # account names never do.
+        if login in self._accounts:
+            return self._accounts[login]
         for account in self._accounts.values():
             if login in account.login_names():
                 return account

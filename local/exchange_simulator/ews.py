@@ -134,7 +134,7 @@ class CallContext:
 def parse_request(body: bytes) -> ParsedRequest:
     try:
         root = soap.parse_request(body)
-    except etree.XMLSyntaxError as e:
+    except (etree.XMLSyntaxError, soap.DoctypeForbidden) as e:
         raise EwsFault("ErrorSchemaValidation", f"The request failed schema validation: {e}") from None
     if root.tag != soap.s("Envelope"):
         raise EwsFault("ErrorInvalidRequest", "The request is not a SOAP 1.1 envelope.")

@@ -411,7 +411,7 @@ def _notification_envelope(request_version: str, body_content: etree._Element) -
 def _subscription_status(reply: bytes) -> str | None:
     try:
         root = soap.parse_request(reply)
-    except etree.XMLSyntaxError:
+    except (etree.XMLSyntaxError, soap.DoctypeForbidden):  # an unreadable reply is a failed delivery
         return None
     status = root.find(f".//{m('SendNotificationResult')}/{m('SubscriptionStatus')}")
     if status is None or status.text is None:

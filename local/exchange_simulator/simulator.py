@@ -59,6 +59,9 @@ class RequestRecord:
     anchor_mailbox: str | None
     http_status: int
     response_code: str
+    # time.monotonic() when the request arrived. `at` is protocol time, which stands still under a manual
+    # clock; this measures real gaps between calls, such as how long a client backed off after ErrorServerBusy.
+    received_monotonic: float
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -348,6 +351,7 @@ class ExchangeSimulator:
         self, body: bytes, account: ServiceAccount, anchor_mailbox: str | None
     ) -> tuple[int, bytes | None, str | None]:
         """Return (HTTP status, response body, operation); a None body means: reset the connection."""
+        received = time.monotonic()
         operation: str | None = None
         impersonated: str | None = None
         try:
@@ -358,7 +362,7 @@ class ExchangeSimulator:
             if decision.latency_ms:
                 time.sleep(decision.latency_ms / 1000)  # real latency is the point of this fault
             if decision.connection_reset:
-                self._record(operation, account, None, anchor_mailbox, 0, "ConnectionReset")
+                self._record(operation, account, None, anchor_mailbox, 0, "ConnectionReset", received)
                 return 0, None, operation
             if decision.server_busy_back_off_ms is not None:
                 raise EwsFault(
@@ -380,7 +384,9 @@ class ExchangeSimulator:
             status = 500
         response = soap.envelope(self.settings.server_version_info, content)
         self._emit(response, operation or "Fault")
-        self._record(operation, account, impersonated, anchor_mailbox, status, _response_code(content))
+        self._record(
+            operation, account, impersonated, anchor_mailbox, status, _response_code(content), received
+        )
         return status, response, operation
 
     def _record(
@@ -391,6 +397,7 @@ class ExchangeSimulator:
         anchor: str | None,
         status: int,
         code: str,
+        received: float,
     ) -> None:
         with self.lock:
             self.requests.append(
@@ -402,6 +409,7 @@ class ExchangeSimulator:
                     anchor_mailbox=anchor,
                     http_status=status,
                     response_code=code,
+                    received_monotonic=received,
                 )
             )
 

@@ -3,8 +3,10 @@
 Register it once in tests/conftest.py:  pytest_plugins = ["support.simulator_fixtures"]
 
 `ews_schema_guard` is autouse: every SOAP body any ExchangeSimulator produces during a test (responses,
-faults' EWS parts, and the SendNotification callbacks it POSTs) is validated against schemas/ews, and the
-test errors if one does not validate. Tests that never start a simulator pay nothing.
+SOAP faults, and the SendNotification callbacks it POSTs) goes through `support.ews_schema.assert_valid_ews`,
+and the test errors if one fails. For a fault that means its SOAP 1.1 shape and the EWS parts of its detail
+the schema can check (e:ResponseCode's value, t:MessageXml's t:Value); `assert_valid_ews` lists exactly
+what is and is not checked. Tests that never start a simulator pay nothing.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 import requests
 from exchangelib import NTLM, FaultTolerance
@@ -61,6 +63,24 @@ def post(sim: ExchangeSimulator, body: bytes, auth=(DEMO_SERVICE_ACCOUNT, DEMO_P
 
 def test_ntlm_authenticates_a_service_account(ews_account):
     account = ews_account(auth_type=NTLM)
+
+    assert account.inbox.total_count == 1
+
+
+@pytest.mark.parametrize("login", ["svc-ens@contoso.example", "svc-ens", "SIMULATOR\\svc-ens"])
+def test_basic_accepts_the_upn_the_account_name_and_domain_backslash_account_name(
+    exchange_simulator: ExchangeSimulator, login
+):
+    identity = f"<t:PrimarySmtpAddress>{DEMO_MAILBOX}</t:PrimarySmtpAddress>"
+
+    response = post(exchange_simulator, soap_request(GET_INBOX, identity), auth=(login, DEMO_PASSWORD))
+
+    assert response.status_code == 200
+    assert exchange_simulator.requests[-1].account == DEMO_SERVICE_ACCOUNT
+
+
+def test_ntlm_authenticates_domain_backslash_account_name_of_a_upn_account(ews_account):
+    account = ews_account(auth_type=NTLM, username="SIMULATOR\\svc-ens")
 
     assert account.inbox.total_count == 1
 
@@ -126,17 +146,24 @@ def test_every_response_carries_server_version_info(exchange_simulator: Exchange
 def test_server_busy_is_honoured_by_exchangelibs_fault_tolerance(
     exchange_simulator: ExchangeSimulator, ews_account
 ):
-    account = ews_account(retry_policy=FaultTolerance(max_wait=30))
-    exchange_simulator.faults.add("server_busy", count=2, back_off_ms=20, operations=["GetFolder"])
+    back_off_ms = 300
+    # Without BackOffMilliseconds exchangelib would wait its own RETRY_WAIT (10 s); a max_wait below that
+    # turns such a fallback into RateLimitError, so a retry at all means the simulator's value was read.
+    account = ews_account(retry_policy=FaultTolerance(max_wait=1))
+    exchange_simulator.faults.add("server_busy", count=2, back_off_ms=back_off_ms, operations=["GetFolder"])
 
     assert account.inbox.total_count == 1
 
-    outcomes = [(r.operation, r.http_status, r.response_code) for r in exchange_simulator.requests]
-    assert outcomes[:3] == [
+    calls = list(exchange_simulator.requests)[:3]
+    assert [(r.operation, r.http_status, r.response_code) for r in calls] == [
         ("GetFolder", 500, "ErrorServerBusy"),
         ("GetFolder", 500, "ErrorServerBusy"),
         ("GetFolder", 200, "NoError"),
     ]
+    # A retry arrives no earlier than the busy answer went out plus the back-off, and that answer went out
+    # after its request arrived: so honouring the back-off means these gaps are at least the back-off.
+    gaps = [later.received_monotonic - earlier.received_monotonic for earlier, later in pairwise(calls)]
+    assert min(gaps) >= back_off_ms / 1000, f"retried after {gaps} s, back-off was {back_off_ms} ms"
 
 
 def test_server_busy_reaches_a_fail_fast_client_with_its_back_off(

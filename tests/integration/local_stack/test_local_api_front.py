@@ -13,33 +13,40 @@ import pytest
 import requests
 from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventModel
 
-from ens_local.api_gateway import MAX_PAYLOAD_BYTES
+from ens_local.api_gateway import LAMBDA_MAX_EVENT_BYTES, MAX_PAYLOAD_BYTES
 from ens_local.stack import LocalStack
 
 pytestmark = pytest.mark.integration
 
 HANDLERS = Path(__file__).parent / "handlers"
 TOKEN = "cb-tok-0123456789abcdefABCDEF"
+XML = {"Content-Type": "text/xml; charset=utf-8"}
 
 
-def api_function(handler: str, method: str, path: str) -> dict[str, Any]:
+def api_function(handler: str, method: str, path: str, api: str | None = "WebhookApi") -> dict[str, Any]:
+    """A function on route `path` of RestApi `api`; None puts it on SAM's implicit API."""
+    properties: dict[str, Any] = {"Path": path, "Method": method}
+    if api is not None:
+        properties["RestApiId"] = {"Ref": api}
     return {
         "Type": "AWS::Serverless::Function",
         "Properties": {
             "CodeUri": str(HANDLERS / "api"),
             "Handler": f"app.{handler}",
-            "Events": {
-                "Call": {
-                    "Type": "Api",
-                    "Properties": {"RestApiId": {"Ref": "WebhookApi"}, "Path": path, "Method": method},
-                }
-            },
+            "Events": {"Call": {"Type": "Api", "Properties": properties}},
         },
     }
 
 
-def with_test_handlers(document: dict[str, Any]) -> None:
-    """template.yaml, its webhook route served by the echo handler, plus routes that misbehave."""
+def with_test_handlers(document: dict[str, Any], binary_media_types: list[str] | None = None) -> None:
+    """template.yaml, its webhook route served by the echo handler, plus routes that misbehave.
+
+    WebhookApi gets exactly `binary_media_types` (written with ~1, as in a template), or none.
+    """
+    api = document["Resources"]["WebhookApi"]["Properties"]
+    api.pop("BinaryMediaTypes", None)
+    if binary_media_types:
+        api["BinaryMediaTypes"] = binary_media_types
     webhook = document["Resources"]["WebhookFunction"]["Properties"]
     webhook["CodeUri"] = str(HANDLERS / "api")
     webhook["Handler"] = "app.echo"
@@ -47,11 +54,36 @@ def with_test_handlers(document: dict[str, Any]) -> None:
     document["Resources"]["SizeFunction"] = api_function("size", "post", "/size")
     document["Resources"]["BoomFunction"] = api_function("boom", "get", "/boom")
     document["Resources"]["MalformedFunction"] = api_function("malformed", "get", "/malformed")
+    document["Resources"]["ImplicitFunction"] = api_function("echo", "post", "/implicit", api=None)
 
 
 @pytest.fixture
 def stack(local_stack_factory: Callable[..., LocalStack], template_copy: Callable[..., Path]) -> LocalStack:
+    """WebhookApi without BinaryMediaTypes: every body travels as text."""
     return local_stack_factory(template_copy(with_test_handlers), start_pollers=False)
+
+
+@pytest.fixture
+def binary_stack(
+    local_stack_factory: Callable[..., LocalStack], template_copy: Callable[..., Path]
+) -> LocalStack:
+    """WebhookApi treats image/png and application/octet-stream as binary."""
+    return local_stack_factory(
+        template_copy(
+            lambda document: with_test_handlers(document, ["image~1png", "application~1octet-stream"])
+        ),
+        start_pollers=False,
+    )
+
+
+@pytest.fixture
+def all_binary_stack(
+    local_stack_factory: Callable[..., LocalStack], template_copy: Callable[..., Path]
+) -> LocalStack:
+    """WebhookApi with BinaryMediaTypes "*~1*": every body on it is binary."""
+    return local_stack_factory(
+        template_copy(lambda document: with_test_handlers(document, ["*~1*"])), start_pollers=False
+    )
 
 
 def test_a_request_reaches_the_handler_as_an_api_gateway_rest_proxy_event(stack: LocalStack) -> None:
@@ -78,8 +110,8 @@ def test_a_request_reaches_the_handler_as_an_api_gateway_rest_proxy_event(stack:
     assert event["requestContext"]["stage"] == "dev"  # template.yaml's Stage default
     assert event["requestContext"]["identity"]["sourceIp"] == "127.0.0.1"
     assert context["function_name"] == f"{stack.settings.stack.stack_name}-WebhookFunction"
-    assert context["memory_limit_in_mb"] == 512
-    assert 0 < context["remaining_ms"] <= 10_000
+    assert context["memory_limit_in_mb"] == stack.functions["WebhookFunction"].spec.memory_mb
+    assert 0 < context["remaining_ms"] <= stack.functions["WebhookFunction"].spec.timeout_seconds * 1000
 
 
 def test_the_handler_headers_and_multi_value_headers_come_back(stack: LocalStack) -> None:
@@ -97,21 +129,121 @@ def test_the_stage_prefix_of_the_execute_api_url_is_accepted_too(stack: LocalSta
     assert response.json()["event"]["path"] == f"/ews/notifications/{TOKEN}"
 
 
-def test_a_binary_body_round_trips_through_base64_both_ways(stack: LocalStack) -> None:
+def test_without_binary_media_types_a_body_is_text_and_bytes_that_are_not_utf8_are_replaced(
+    stack: LocalStack,
+) -> None:
+    raw = "<soap>é</soap>".encode() + b"\xff"
+
+    response = requests.post(
+        f"{stack.api_url}/ews/notifications/{TOKEN}",
+        data=raw,
+        headers={"Content-Type": "application/octet-stream"},
+        timeout=10,
+    )
+
+    event = response.json()["event"]
+    assert event["isBase64Encoded"] is False
+    assert event["body"] == "<soap>é</soap>\ufffd"
+
+
+def test_a_body_of_a_binary_media_type_round_trips_through_base64_both_ways(binary_stack: LocalStack) -> None:
     raw = bytes(range(256)) * 4
 
-    response = requests.post(f"{stack.api_url}/binary", data=raw, timeout=10)
+    response = requests.post(
+        f"{binary_stack.api_url}/binary", data=raw, headers={"Content-Type": "image/png"}, timeout=10
+    )
 
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "application/octet-stream"
     assert response.content == raw
 
 
-def test_a_payload_of_exactly_ten_mebibytes_is_accepted(stack: LocalStack) -> None:
+@pytest.mark.parametrize(
+    ("content_type", "binary"),
+    [
+        ("image/png", True),
+        ("application/octet-stream", True),
+        ("text/xml; charset=utf-8", False),
+        (None, False),
+    ],
+)
+def test_only_a_content_type_in_the_api_s_binary_media_types_is_base64(
+    binary_stack: LocalStack, content_type: str | None, binary: bool
+) -> None:
+    raw = "<soap>é</soap>".encode()
+
+    response = requests.post(
+        f"{binary_stack.api_url}/ews/notifications/{TOKEN}",
+        data=raw,
+        headers={"Content-Type": content_type} if content_type else {},
+        timeout=10,
+    )
+
+    event = response.json()["event"]
+    assert event["isBase64Encoded"] is binary
+    assert (base64.b64decode(event["body"]) if binary else event["body"].encode()) == raw
+
+
+def test_binary_media_types_belong_to_their_api_not_to_sam_s_implicit_one(
+    all_binary_stack: LocalStack,
+) -> None:
+    def post(path: str) -> dict[str, Any]:
+        response = requests.post(
+            f"{all_binary_stack.api_url}{path}", data="<soap>é</soap>".encode(), headers=XML, timeout=10
+        )
+        return response.json()["event"]
+
+    on_webhook_api, on_implicit_api = post(f"/ews/notifications/{TOKEN}"), post("/implicit")
+
+    assert on_webhook_api["isBase64Encoded"] is True
+    assert base64.b64decode(on_webhook_api["body"]) == "<soap>é</soap>".encode()
+    assert on_implicit_api["isBase64Encoded"] is False
+    assert on_implicit_api["body"] == "<soap>é</soap>"
+
+
+def test_an_event_just_within_lambda_s_payload_limit_is_delivered_and_one_byte_more_is_a_500(
+    stack: LocalStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"{stack.api_url}/size"
+    calls = stack.functions["SizeFunction"].module.CALLS
+    # What the event adds to the body; a 7-digit body keeps Content-Length as long as below.
+    probe = requests.post(url, data=b"a" * 1_000_000, timeout=30).json()
+    fits = LAMBDA_MAX_EVENT_BYTES - (probe["event_bytes"] - 1_000_000)
+    calls_before = len(calls)
+
+    at_limit = requests.post(url, data=b"a" * fits, timeout=30)
+    with caplog.at_level(logging.ERROR, logger="local_stack.api"):
+        over = requests.post(url, data=b"a" * (fits + 1), timeout=30)
+
+    assert at_limit.status_code == 200
+    assert at_limit.json() == {"bytes": fits, "event_bytes": LAMBDA_MAX_EVENT_BYTES}
+    assert over.status_code == 500
+    assert over.json() == {"message": "Internal server error"}
+    assert len(calls) == calls_before + 1  # only the body at the limit reached the handler
+    assert "RequestEntityTooLargeException" in caplog.text
+
+
+def test_base64_counts_against_lambda_s_payload_limit(all_binary_stack: LocalStack) -> None:
+    body = b"a" * 4_800_000  # 6.4 MB once base64 encoded
+
+    response = requests.post(f"{all_binary_stack.api_url}/size", data=body, timeout=30)
+    as_text = requests.post(f"{all_binary_stack.api_url}/implicit", data=body, headers=XML, timeout=30)
+
+    assert response.status_code == 500
+    assert response.json() == {"message": "Internal server error"}
+    assert as_text.status_code == 200  # the same body as text, on an API without BinaryMediaTypes
+
+
+def test_a_payload_of_exactly_ten_mebibytes_passes_api_gateway_but_lambda_refuses_its_event(
+    stack: LocalStack,
+) -> None:
+    calls = stack.functions["SizeFunction"].module.CALLS
+
     response = requests.post(f"{stack.api_url}/size", data=b"a" * MAX_PAYLOAD_BYTES, timeout=30)
 
-    assert response.status_code == 200
-    assert response.json() == {"bytes": MAX_PAYLOAD_BYTES}
+    assert response.status_code == 500  # not API Gateway's 413: the body is within its limit
+    assert response.json() == {"message": "Internal server error"}
+    assert calls == []
 
 
 def test_a_payload_over_ten_mebibytes_gets_413_without_calling_the_handler(stack: LocalStack) -> None:

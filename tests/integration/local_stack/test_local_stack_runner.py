@@ -208,7 +208,11 @@ def test_the_provisioned_stack_fixture_points_the_environment_at_its_own_resourc
     assert os.environ["SUBSCRIPTIONS_TABLE"] == provisioned_stack.table_names["SubscriptionsTable"]
     assert provisioned_stack.aws.stack_name in os.environ["NOTIFICATIONS_QUEUE_URL"]
     assert os.environ["AWS_ENDPOINT_URL"] == provisioned_stack.aws.endpoint_url
-    assert os.environ["MAX_NOTIFICATION_BYTES"] == "1048576"
+    # The parameter's default in template.yaml, through the function's !Ref.
+    assert os.environ["MAX_NOTIFICATION_BYTES"] == provisioned_stack.parameters["MaxNotificationBytes"]
+    assert provisioned_stack.parameters["MaxNotificationBytes"] == str(
+        provisioned_stack.template.parameters["MaxNotificationBytes"]["Default"]
+    )
 
 
 def test_the_table_and_queues_come_from_the_template_definitions(provisioned_stack: ProvisionedStack) -> None:

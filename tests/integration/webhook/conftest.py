@@ -58,6 +58,7 @@ class WebhookUnderTest:
             ROUTE,
             headers=headers,
             body=body,
+            binary=True,  # WebhookApi's BinaryMediaTypes ("*~1*"): every body arrives base64, byte-exact
             path_parameters={"token": token},
         )
         reply = reply_from_proxy_result(self.function.invoke(event))

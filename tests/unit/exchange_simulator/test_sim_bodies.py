@@ -104,3 +104,25 @@ def test_the_schema_guard_reports_an_invalid_body(offline_simulator, ews_schema_
 
     assert len(ews_schema_guard) == 1
     ews_schema_guard.clear()  # the guard did its job; do not fail this test in teardown
+
+
+SUBSCRIPTION_OK_REPLY = (
+    '<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>'
+    '<m:SendNotificationResult xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages">'
+    "<m:SubscriptionStatus>OK</m:SubscriptionStatus></m:SendNotificationResult></s:Body></s:Envelope>"
+)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_a_doctype_is_refused_before_anything_in_it_is_used(encoding):
+    body = f'<?xml version="1.0" encoding="{encoding}"?><!DOCTYPE x [<!ENTITY e "e">]><x>&e;</x>'
+
+    with pytest.raises(soap.DoctypeForbidden, match="DTD is prohibited"):
+        soap.parse_request(body.encode(encoding))
+
+
+def test_a_push_reply_with_a_doctype_counts_as_unreadable():
+    from exchange_simulator.push import _subscription_status
+
+    assert _subscription_status(SUBSCRIPTION_OK_REPLY.encode()) == "OK"
+    assert _subscription_status(f"<!DOCTYPE s:Envelope []>{SUBSCRIPTION_OK_REPLY}".encode()) is None

@@ -92,6 +92,32 @@ def test_service_accounts_log_in_as_user_or_domain_backslash_user():
     assert accounts.basic("Basic c3ZjLWVuczpubw==") is None  # svc-ens:no
 
 
+def test_a_upn_service_account_logs_in_as_upn_account_name_or_domain_backslash_account_name():
+    accounts = Accounts()
+    account = accounts.add(ServiceAccount("svc-ens@contoso.example", "pw"))
+
+    assert accounts.find("SVC-ENS@contoso.example") is account
+    assert accounts.find("svc-ens") is account
+    assert accounts.find("SIMULATOR\\svc-ens") is account
+    assert accounts.find("simulator\\svc-ens@contoso.example") is None  # DOMAIN\\UPN is no Windows spelling
+    assert accounts.find("svc-ens@fabrikam.example") is None
+
+
+def test_a_plain_service_account_gets_no_invented_upn():
+    account = ServiceAccount("ensbot", "pw", domain="CONTOSO")
+
+    assert account.login_names() == {"ensbot", "contoso\\ensbot"}
+
+
+def test_an_exact_username_wins_over_another_upns_account_name():
+    accounts = Accounts()
+    first = accounts.add(ServiceAccount("svc@a.example", "pw"))
+    plain = accounts.add(ServiceAccount("svc", "pw"))
+
+    assert accounts.find("svc") is plain
+    assert accounts.find("svc@a.example") is first
+
+
 def test_delivery_raises_created_newmail_and_folder_modified_events():
     store = Store(store_number=1)
     now = datetime(2024, 5, 6, tzinfo=UTC)

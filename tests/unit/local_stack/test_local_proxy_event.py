@@ -13,6 +13,8 @@ from ens_local.api_gateway import (
     MalformedProxyResponse,
     Router,
     build_rest_proxy_event,
+    is_binary_media_type,
+    lambda_payload_bytes,
     reply_from_proxy_result,
 )
 from ens_local.template import ApiRoute
@@ -65,13 +67,59 @@ def test_a_request_without_body_query_or_path_parameters_has_nulls_as_in_aws() -
     assert event["stageVariables"] is None
 
 
-def test_a_body_that_is_not_utf8_travels_base64_encoded() -> None:
-    raw = bytes(range(256))
+def test_without_binary_media_types_a_body_is_utf8_text_and_invalid_bytes_are_replaced() -> None:
+    raw = "<soap>é</soap>".encode() + b"\xff\xfe"
 
     event = build_rest_proxy_event("POST", "/x", "/x", headers={"Host": "h"}, body=raw)
 
+    assert event["isBase64Encoded"] is False
+    assert event["body"] == "<soap>é</soap>\ufffd\ufffd"
+
+
+@pytest.mark.parametrize("raw", [bytes(range(256)), "<soap>é</soap>".encode()])
+def test_a_binary_body_travels_base64_encoded_and_byte_exact(raw: bytes) -> None:
+    event = build_rest_proxy_event("POST", "/x", "/x", headers={"Host": "h"}, body=raw, binary=True)
+
     assert event["isBase64Encoded"] is True
     assert base64.b64decode(event["body"]) == raw
+    APIGatewayProxyEventModel.model_validate(event)
+
+
+def test_an_empty_body_is_null_whether_binary_or_not() -> None:
+    for binary in (False, True):
+        event = build_rest_proxy_event("POST", "/x", "/x", body=b"", binary=binary)
+        assert (event["body"], event["isBase64Encoded"]) == (None, False)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "binary_media_types", "binary"),
+    [
+        ("image/png", ["image/png"], True),
+        ("IMAGE/PNG", ["image/png"], True),  # media types compare without case
+        ("image/png", ["image/*"], True),
+        ("text/xml; charset=utf-8", ["*/*"], True),
+        ("multipart/form-data; boundary=xyz", ["multipart/form-data"], True),  # parameters do not count
+        ("application/vnd.api+json", ["application/*+json"], True),
+        (None, ["*/*"], True),  # no Content-Type: application/json, which */* matches
+        (None, ["application/json"], True),
+        ("text/xml; charset=utf-8", [], False),  # no BinaryMediaTypes: always text
+        ("text/xml", ["image/png", "application/octet-stream"], False),
+        ("image/pngx", ["image/png"], False),  # a pattern matches the whole media type
+        ("text/plain", ["text.plain"], False),  # only * is special
+        (None, ["text/*"], False),
+    ],
+)
+def test_the_content_type_is_matched_against_binary_media_types(
+    content_type: str | None, binary_media_types: list[str], binary: bool
+) -> None:
+    assert is_binary_media_type(content_type, binary_media_types) is binary
+
+
+def test_the_lambda_payload_size_counts_the_compact_utf8_json_of_the_event() -> None:
+    event = {"body": "é" * 10, "isBase64Encoded": False}
+
+    # 2 bytes per é, not the 6 of an ASCII-escaped \u00e9.
+    assert lambda_payload_bytes(event) == len('{"body":"","isBase64Encoded":false}') + 20
 
 
 def test_each_event_gets_its_own_request_id() -> None:

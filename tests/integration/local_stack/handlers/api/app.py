@@ -48,9 +48,12 @@ def binary(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def size(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The body's length, and the event's as the JSON Lambda's invocation payload limit counts."""
+    CALLS.append(event["path"])
     body = event["body"] or ""
     length = len(base64.b64decode(body)) if event["isBase64Encoded"] else len(body.encode())
-    return {"statusCode": 200, "body": json.dumps({"bytes": length})}
+    event_bytes = len(json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode())
+    return {"statusCode": 200, "body": json.dumps({"bytes": length, "event_bytes": event_bytes})}
 
 
 def boom(event: dict[str, Any], context: Any) -> dict[str, Any]:
