@@ -9,6 +9,7 @@ Absolute figures are moto's, not DynamoDB's or SQS's: compare ratios, not millis
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import statistics
 import uuid
@@ -21,7 +22,7 @@ from ens_local.api_gateway import build_rest_proxy_event
 from ens_local.aws import LocalAws, provision
 from ens_local.functions import load_template_function
 from ens_local.template import Template
-from support.send_notifications import Body, NotificationSpec, new_mail_body, send_notification, status
+from support.send_notifications import Body, NotificationSpec, new_mail, send_notification, status
 
 REQUESTS = 300
 ROUNDS = 6
@@ -52,7 +53,11 @@ def _measure(aws: LocalAws) -> list[str]:
     token = new_callback_token()
     DynamoSubscriptionStore(table, dynamodb).put(
         Subscription(
-            token=token, mailbox="ada@contoso.com", state=SubscriptionState.ACTIVE, subscription_id="sub-1"
+            token=token,
+            mailbox="ada@contoso.com",
+            state=SubscriptionState.ACTIVE,
+            subscription_id="sub-1",
+            last_watermark="wm-0",
         )
     )
 
@@ -78,19 +83,49 @@ def _measure(aws: LocalAws) -> list[str]:
             ExpressionAttributeValues={":now": {"S": "now"}},
         )
 
-    new_mail = new_mail_body("sub-1", "wm-0")
-    heartbeat = send_notification(Body([NotificationSpec("sub-1", "wm-0", [status("wm-1")])]))
+    # Each callback continues the watermark chain, as Exchange's do: a repeated body would be taken
+    # for Exchange resending it, and acknowledged without being queued.
+    watermarks = itertools.count(1)
+
+    def next_new_mail() -> bytes:
+        n = next(watermarks)
+        return send_notification(
+            Body([NotificationSpec("sub-1", f"wm-{n - 1}", [new_mail(f"wm-{n}", f"item-{n}")])])
+        )
+
+    def next_heartbeat() -> bytes:
+        n = next(watermarks)
+        return send_notification(Body([NotificationSpec("sub-1", f"wm-{n - 1}", [status(f"wm-{n}")])]))
+
     floor: list[float] = []
     new_mail_samples: list[float] = []
     heartbeat_samples: list[float] = []
+    queued = 0
+    per_round = REQUESTS // ROUNDS
     # Interleaved rounds, the queue emptied after each: moto's SQS slows down as a queue grows,
-    # which would otherwise favour whichever series ran first.
+    # which would otherwise favour whichever series ran first. Bodies are built before the clock
+    # starts; the warm-up calls are the first of each round's bodies.
     with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
         for _ in range(ROUNDS):
-            floor += time_calls(aws_floor, REQUESTS // ROUNDS, warmup=5)
-            new_mail_samples += time_calls(lambda: invoke(new_mail), REQUESTS // ROUNDS, warmup=5)
-            heartbeat_samples += time_calls(lambda: invoke(heartbeat), REQUESTS // ROUNDS, warmup=5)
+            floor += time_calls(aws_floor, per_round, warmup=5)
             _drain(sqs, queue_url)
+            mail_bodies = iter([next_new_mail() for _ in range(per_round + 5)])
+            new_mail_samples += time_calls(
+                lambda bodies=mail_bodies: invoke(next(bodies)), per_round, warmup=5
+            )
+            queued += _drain(sqs, queue_url)
+            heartbeat_bodies = iter([next_heartbeat() for _ in range(per_round + 5)])
+            heartbeat_samples += time_calls(
+                lambda bodies=heartbeat_bodies: invoke(next(bodies)), per_round, warmup=5
+            )
+            queued += _drain(sqs, queue_url)
+    # The figures mean something only if every NewMail callback really queued its mail event.
+    assert queued == ROUNDS * (per_round + 5), (
+        f"{queued} mail events queued, expected {ROUNDS * (per_round + 5)}"
+    )
+    stored = DynamoSubscriptionStore(table, dynamodb).get(token)
+    assert stored is not None
+    assert stored.gap_from_watermark is None, "the watermark chain broke"
     ratio = statistics.median(new_mail_samples) / statistics.median(floor)
     return [
         "Webhook handling per request, in process, against local AWS (moto server over HTTP)",
@@ -101,13 +136,16 @@ def _measure(aws: LocalAws) -> list[str]:
     ]
 
 
-def _drain(sqs: Any, queue_url: str) -> None:
-    """Empty the queue (PurgeQueue is allowed once a minute only)."""
+def _drain(sqs: Any, queue_url: str) -> int:
+    """Empty the queue (PurgeQueue is allowed once a minute only); return how many messages it held."""
+    drained = 0
     while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages"):
         sqs.delete_message_batch(
             QueueUrl=queue_url,
             Entries=[{"Id": m["MessageId"], "ReceiptHandle": m["ReceiptHandle"]} for m in messages],
         )
+        drained += len(messages)
+    return drained
 
 
 if __name__ == "__main__":
