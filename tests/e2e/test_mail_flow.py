@@ -7,7 +7,6 @@ queue; it is attached at run time and never added to template.yaml.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +18,6 @@ from support.ews_schema import assert_valid_ews
 from support.send_notifications import new_mail_body
 
 pytestmark = pytest.mark.e2e
-REPO = Path(__file__).resolve().parents[2]
 XML = {"Content-Type": "text/xml; charset=utf-8"}
 
 
@@ -153,29 +151,4 @@ def test_hostile_bodies_over_http_are_refused_and_the_stack_keeps_serving(local_
     ]
     assert entity.json()["error"] == "dtd_forbidden"
     assert valid.status_code == 200
-    assert queue_depth(stack) == 1
-
-
-def test_demo_callback_file_is_accepted_for_the_static_demo_subscription(local_stack_factory) -> None:
-    from ens_local.config import load_settings
-
-    demos = load_settings(REPO / "local" / "config" / "local.toml").demo_subscriptions
-    stack = local_stack_factory(start_pollers=False)
-    store = DynamoSubscriptionStore(stack.table_names["SubscriptionsTable"], stack.client("dynamodb"))
-    (bob,) = demos
-    store.put(
-        Subscription(
-            bob.token, bob.mailbox, SubscriptionState.ACTIVE, bob.subscription_id, bob.last_watermark
-        )
-    )
-
-    reply = requests.post(
-        f"{stack.api_url}/ews/notifications/{bob.token}",
-        data=(REPO / "local" / "demo" / "send_notification_bob.xml").read_bytes(),
-        headers=XML,
-        timeout=10,
-    )
-
-    assert reply.status_code == 200
-    assert b"<m:SubscriptionStatus>OK</m:SubscriptionStatus>" in reply.content
     assert queue_depth(stack) == 1
