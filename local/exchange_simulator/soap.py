@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 # One definition of the EWS namespaces and of the hardened parser: ENS's own (shipped) core.
-from ens.core.ews import MESSAGES_NS, TYPES_NS, hardened_parser
+from ens.core.ews import MESSAGES_NS, TYPES_NS, DoctypeForbidden, parse_untrusted
 from ens.core.ews import SOAP_ENVELOPE_NS as SOAP_NS
 from ens.core.ews import messages as m
 from ens.core.ews import soap as s
@@ -19,30 +19,21 @@ XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 NSMAP = {"s": SOAP_NS, "m": MESSAGES_NS, "t": TYPES_NS}
 
 
-class DoctypeForbidden(ValueError):
-    """The request declares a document type, which no EWS request does and Exchange refuses."""
-
-
 # Worded like .NET's XmlReader meeting a DOCTYPE under DtdProcessing.Prohibit (its default): Exchange
 # reports request parse errors as ErrorSchemaValidation carrying the reader's message.
 DOCTYPE_FORBIDDEN_TEXT = "For security reasons DTD is prohibited in this XML document."
 
 
 def parse_request(body: bytes) -> etree._Element:
-    """Parse what comes from outside with ENS's hardened parser (no DTD, entities or network).
+    """Parse what comes from outside the way ENS does (`ens.core.ews.parse_untrusted`).
 
-    A document type declaration is refused outright (DoctypeForbidden), as the ENS webhook refuses one.
+    A document type declaration is refused with DoctypeForbidden, in .NET's words.
     Raises etree.XMLSyntaxError for what is not well-formed XML.
     """
-    if b"<!DOCTYPE" in body:
-        # Refused before parsing, so libxml2 never even reads entity declarations (billion laughs et al.).
-        raise DoctypeForbidden(DOCTYPE_FORBIDDEN_TEXT)
-    root = etree.fromstring(body, hardened_parser())
-    # A DOCTYPE in another encoding (UTF-16) hides from the byte check; the hardened parser has expanded
-    # and fetched nothing, and the request is refused all the same.
-    if root.getroottree().docinfo.internalDTD is not None:
-        raise DoctypeForbidden(DOCTYPE_FORBIDDEN_TEXT)
-    return root
+    try:
+        return parse_untrusted(body)
+    except DoctypeForbidden:
+        raise DoctypeForbidden(DOCTYPE_FORBIDDEN_TEXT) from None
 
 
 def sub(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:

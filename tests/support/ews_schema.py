@@ -14,6 +14,8 @@ from typing import cast
 
 from lxml import etree
 
+from ens.core.ews import hardened_parser
+
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "ews"
 SOAP_ENVELOPE_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 MESSAGES_NS = "http://schemas.microsoft.com/exchange/services/2006/messages"
@@ -22,7 +24,6 @@ TYPES_NS = "http://schemas.microsoft.com/exchange/services/2006/types"
 ERRORS_NS = "http://schemas.microsoft.com/exchange/services/2006/errors"
 XSD_NS = "http://www.w3.org/2001/XMLSchema"
 
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 _FAULT = f"{{{SOAP_ENVELOPE_NS}}}Fault"
 _MESSAGE_XML = f"{{{TYPES_NS}}}MessageXml"
 
@@ -40,7 +41,7 @@ def global_elements() -> frozenset[str]:
     """
     names: set[str] = set()
     for file_name, namespace in (("messages.xsd", MESSAGES_NS), ("types.xsd", TYPES_NS)):
-        root = etree.parse(str(SCHEMA_DIR / file_name), _PARSER).getroot()
+        root = etree.parse(str(SCHEMA_DIR / file_name), hardened_parser()).getroot()
         names.update(f"{{{namespace}}}{e.get('name')}" for e in root.iterchildren(f"{{{XSD_NS}}}element"))
     return frozenset(names)
 
@@ -48,7 +49,7 @@ def global_elements() -> frozenset[str]:
 @functools.cache
 def response_codes() -> frozenset[str]:
     """The values of m:ResponseCodeType, which a fault's EWS codes must be one of."""
-    root = etree.parse(str(SCHEMA_DIR / "messages.xsd"), _PARSER).getroot()
+    root = etree.parse(str(SCHEMA_DIR / "messages.xsd"), hardened_parser()).getroot()
     # An attribute path selects strings; lxml-stubs type xpath() as any XPath result.
     values = cast(
         list[str],
@@ -61,7 +62,7 @@ def response_codes() -> frozenset[str]:
 
 def soap_parts(envelope_xml: bytes) -> tuple[list[etree._Element], list[etree._Element]]:
     """Return the (header children, body children) of a SOAP 1.1 envelope."""
-    envelope = etree.fromstring(envelope_xml, _PARSER)
+    envelope = etree.fromstring(envelope_xml, hardened_parser())
     assert envelope.tag == f"{{{SOAP_ENVELOPE_NS}}}Envelope", f"not a SOAP envelope: {envelope.tag}"
     header = envelope.find(f"{{{SOAP_ENVELOPE_NS}}}Header")
     body = envelope.find(f"{{{SOAP_ENVELOPE_NS}}}Body")
