@@ -13,7 +13,6 @@ import itertools
 import os
 import statistics
 import uuid
-from typing import Any
 
 from bench.stats import summary, time_calls
 from ens.adapters.subscription_store import DynamoSubscriptionStore
@@ -22,6 +21,7 @@ from ens_local.api_gateway import build_rest_proxy_event
 from ens_local.aws import LocalAws, provision
 from ens_local.functions import load_template_function
 from ens_local.template import Template
+from support.queues import take_all
 from support.send_notifications import Body, NotificationSpec, new_mail, send_notification, status
 
 REQUESTS = 300
@@ -108,17 +108,17 @@ def _measure(aws: LocalAws) -> list[str]:
     with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
         for _ in range(ROUNDS):
             floor += time_calls(aws_floor, per_round, warmup=5)
-            _drain(sqs, queue_url)
+            len(take_all(sqs, queue_url))
             mail_bodies = iter([next_new_mail() for _ in range(per_round + 5)])
             new_mail_samples += time_calls(
                 lambda bodies=mail_bodies: invoke(next(bodies)), per_round, warmup=5
             )
-            queued += _drain(sqs, queue_url)
+            queued += len(take_all(sqs, queue_url))
             heartbeat_bodies = iter([next_heartbeat() for _ in range(per_round + 5)])
             heartbeat_samples += time_calls(
                 lambda bodies=heartbeat_bodies: invoke(next(bodies)), per_round, warmup=5
             )
-            queued += _drain(sqs, queue_url)
+            queued += len(take_all(sqs, queue_url))
     # The figures mean something only if every NewMail callback really queued its mail event.
     assert queued == ROUNDS * (per_round + 5), (
         f"{queued} mail events queued, expected {ROUNDS * (per_round + 5)}"
@@ -134,18 +134,6 @@ def _measure(aws: LocalAws) -> list[str]:
         f"  AWS floor (3 boto3 calls)    {summary(floor, 1e-3, 'ms')}",
         f"  NewMail / AWS floor          {ratio:.2f}x (median ratio)",
     ]
-
-
-def _drain(sqs: Any, queue_url: str) -> int:
-    """Empty the queue (PurgeQueue is allowed once a minute only); return how many messages it held."""
-    drained = 0
-    while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages"):
-        sqs.delete_message_batch(
-            QueueUrl=queue_url,
-            Entries=[{"Id": m["MessageId"], "ReceiptHandle": m["ReceiptHandle"]} for m in messages],
-        )
-        drained += len(messages)
-    return drained
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ simulator's manual dispatch, so the test says when Exchange's callback goes out.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import requests
 
 from ens_local.config import DEFAULT_CONFIG, load_settings
 from ens_local.stack import LocalStack, with_overrides
+from support.queues import take_all
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
@@ -40,10 +40,7 @@ def demo_stack(local_aws, stack_name: str) -> Iterator[LocalStack]:
 
 
 def queued(stack: LocalStack) -> list[dict]:
-    sqs = stack.client("sqs")
-    url = stack.queue_urls["NotificationsQueue"]
-    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-    return [json.loads(message["Body"]) for message in messages]
+    return take_all(stack.client("sqs"), stack.queue_urls["NotificationsQueue"])
 
 
 def test_readme_curl_of_a_send_notification_gets_ok_for_the_demo_token(demo_stack: LocalStack) -> None:

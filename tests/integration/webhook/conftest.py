@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +10,7 @@ from ens.adapters.subscription_store import DynamoSubscriptionStore
 from ens.core.subscriptions import Subscription, SubscriptionState, new_callback_token
 from ens_local.api_gateway import build_rest_proxy_event, reply_from_proxy_result
 from ens_local.functions import LoadedFunction
+from support.queues import take_all
 
 ROUTE = "/ews/notifications/{token}"
 XML = "text/xml; charset=utf-8"
@@ -66,18 +66,7 @@ class WebhookUnderTest:
 
     def queued(self) -> list[dict[str, Any]]:
         """Every message on the notifications queue, taken off it."""
-        sqs = self.stack.aws.client("sqs")
-        url = self.stack.queue_urls["NotificationsQueue"]
-        messages: list[dict[str, Any]] = []
-        while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
-            "Messages"
-        ):
-            messages += [json.loads(message["Body"]) for message in batch]
-            sqs.delete_message_batch(
-                QueueUrl=url,
-                Entries=[{"Id": m["MessageId"], "ReceiptHandle": m["ReceiptHandle"]} for m in batch],
-            )
-        return messages
+        return take_all(self.stack.aws.client("sqs"), self.stack.queue_urls["NotificationsQueue"])
 
 
 @pytest.fixture
