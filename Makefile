@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 VENV := .venv
 SAM_VENV := .venv-sam
-PY311_VENV := .venv-py311
+PY312_VENV := .venv-py312
 PY := $(VENV)/bin/python
 SAM := PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" $(SAM_VENV)/bin/sam
 CONFIG ?= local/config/local.toml
@@ -14,7 +14,7 @@ export AWS_DEFAULT_REGION ?= eu-west-1
 export PIP_NO_WARN_SCRIPT_LOCATION := 1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv run test test-py311 lint format template-check build deploy bench lock clean
+.PHONY: help venv run test test-py312 lint format template-check build deploy bench lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -22,8 +22,8 @@ help: ## List the targets
 $(VENV)/.installed: requirements/dev.txt requirements/dev-constraints.txt layers/ens/requirements.txt scripts/bootstrap-venv
 	@scripts/bootstrap-venv $(VENV) requirements/dev.txt layers/ens local tests 2> >(grep -v '^WARNING: Location' >&2)
 
-$(PY311_VENV)/.installed: requirements/dev.txt requirements/dev-py311-constraints.txt layers/ens/requirements.txt scripts/bootstrap-venv
-	@ENS_PYTHON_VERSION=3.11 ENS_CONSTRAINTS=requirements/dev-py311-constraints.txt scripts/bootstrap-venv $(PY311_VENV) requirements/dev.txt layers/ens local tests 2> >(grep -v '^WARNING: Location' >&2)
+$(PY312_VENV)/.installed: requirements/dev.txt requirements/dev-py312-constraints.txt layers/ens/requirements.txt scripts/bootstrap-venv
+	@ENS_PYTHON_VERSION=3.12 ENS_CONSTRAINTS=requirements/dev-py312-constraints.txt scripts/bootstrap-venv $(PY312_VENV) requirements/dev.txt layers/ens local tests 2> >(grep -v '^WARNING: Location' >&2)
 
 $(SAM_VENV)/.installed: requirements/sam.txt requirements/sam-constraints.txt scripts/bootstrap-venv
 	@scripts/bootstrap-venv $(SAM_VENV) requirements/sam.txt 2> >(grep -v '^WARNING: Location' >&2)
@@ -33,12 +33,12 @@ venv: $(VENV)/.installed $(SAM_VENV)/.installed ## Create or refresh the virtual
 run: $(VENV)/.installed ## Start the local stack in the foreground (CONFIG=path to use another settings file)
 	$(PY) -m ens_local --config $(CONFIG)
 
-test: venv lint template-check ## Lint, check the template, run every test (Python 3.13, then 3.11)
+test: venv lint template-check ## Lint, check the template, run every test (Python 3.13, then 3.12)
 	$(PY) -m pytest $(PYTEST_ARGS)
-	$(MAKE) --no-print-directory test-py311
+	$(MAKE) --no-print-directory test-py312
 
-test-py311: $(PY311_VENV)/.installed $(SAM_VENV)/.installed ## The whole test suite again under Python 3.11, the oldest supported
-	$(PY311_VENV)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+test-py312: $(PY312_VENV)/.installed $(SAM_VENV)/.installed ## The whole test suite again under Python 3.12, the oldest Lambda still supports
+	$(PY312_VENV)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed ## ruff lint and format check, mypy type check
 	$(VENV)/bin/ruff check .
@@ -64,10 +64,10 @@ deploy: build ## sam deploy with a samconfig.toml profile: make deploy ENV=dev
 bench: $(VENV)/.installed ## Run the benchmarks in bench/ and print their figures
 	$(PY) -m bench
 
-lock: $(VENV)/.installed $(SAM_VENV)/.installed $(PY311_VENV)/.installed ## Re-pin every package of the virtualenvs after changing requirements/*.txt
+lock: $(VENV)/.installed $(SAM_VENV)/.installed $(PY312_VENV)/.installed ## Re-pin every package of the virtualenvs after changing requirements/*.txt
 	(echo "# Every package of .venv, pinned (pip freeze). Regenerate with make lock."; $(PY) -m pip freeze --exclude-editable) > requirements/dev-constraints.txt
 	(echo "# Every package of .venv-sam, pinned (pip freeze). Regenerate with make lock."; $(SAM_VENV)/bin/python -m pip freeze --exclude-editable) > requirements/sam-constraints.txt
-	(echo "# Every package of .venv-py311, pinned (pip freeze). Regenerate with make lock."; $(PY311_VENV)/bin/python -m pip freeze --exclude-editable) > requirements/dev-py311-constraints.txt
+	(echo "# Every package of .venv-py312, pinned (pip freeze). Regenerate with make lock."; $(PY312_VENV)/bin/python -m pip freeze --exclude-editable) > requirements/dev-py312-constraints.txt
 
 clean: ## Remove virtualenvs and build output
-	rm -rf $(VENV) $(SAM_VENV) $(PY311_VENV) .aws-sam .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) $(SAM_VENV) $(PY312_VENV) .aws-sam .pytest_cache .ruff_cache .mypy_cache
