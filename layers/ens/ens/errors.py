@@ -1,5 +1,37 @@
-"""Exceptions shared between the service modules and the adapters."""
+"""Exceptions shared between the service modules and the adapters.
+
+Three kinds, because the caller's answer differs: retry later (transient), tell an admin (permanent),
+or record that the thing no longer exists (gone, usually returned as a value rather than raised).
+"""
 
 
 class DependencyUnavailable(Exception):
     """An outside system failed in a way that may pass: the caller should be asked to retry."""
+
+
+class AdminActionRequired(Exception):
+    """An outside system refused us in a way retrying cannot fix (impersonation denied, a mailbox no
+    server serves, CNS refusing our credentials): an admin must act. `code` names the cause."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+
+
+class ExchangeBusy(DependencyUnavailable):
+    """ErrorServerBusy: Exchange asks us to wait `back_off_seconds` before the next request."""
+
+    def __init__(self, server: str, back_off_seconds: float) -> None:
+        super().__init__(f"Exchange server {server} is busy; back off {back_off_seconds:.1f} s")
+        self.server = server
+        self.back_off_seconds = back_off_seconds
+
+
+class DeviceTokenRejected(Exception):
+    """The push relay says this device token will never work again (APNs BadDeviceToken / Unregistered)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"the push relay refused the device token: HTTP {status} {reason}")
+        self.status = status
+        self.reason = reason

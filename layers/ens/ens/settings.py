@@ -48,3 +48,55 @@ class WebhookSettings:
                 environ, "MAX_NOTIFICATION_BYTES", DEFAULT_MAX_NOTIFICATION_BYTES
             ),
         )
+
+
+def _optional(environ: Mapping[str, str], name: str) -> str | None:
+    return environ.get(name, "").strip() or None
+
+
+def _choice(environ: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = environ.get(name, "").strip() or default
+    if value not in choices:
+        raise SettingsError(f"environment variable {name}={value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+@dataclass(frozen=True)
+class ConsumerSettings:
+    devices_table: str
+    decisions_table: str
+    idempotency_table: str
+    exchange_servers_secret: str
+    cns_url: str
+    cns_token_secret: str
+    cns_ca_bundle: str | None
+    content_policy: str
+    stale_event_minutes: int
+    decision_ttl_days: int
+    ews_max_concurrency: int
+    ews_timeout_seconds: int
+    vip_category: str
+    vip_cache_seconds: int
+    push_idempotency_hours: int
+    secrets_max_age_seconds: int
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> ConsumerSettings:
+        return cls(
+            devices_table=_required(environ, "DEVICES_TABLE"),
+            decisions_table=_required(environ, "DECISIONS_TABLE"),
+            idempotency_table=_required(environ, "IDEMPOTENCY_TABLE"),
+            exchange_servers_secret=_required(environ, "EXCHANGE_SERVERS_SECRET"),
+            cns_url=_required(environ, "CNS_URL"),
+            cns_token_secret=_required(environ, "CNS_TOKEN_SECRET"),
+            cns_ca_bundle=_optional(environ, "CNS_CA_BUNDLE"),
+            content_policy=_choice(environ, "CONTENT_POLICY", ("full", "sender_only", "count_only"), "full"),
+            stale_event_minutes=_positive_int(environ, "STALE_EVENT_MINUTES", 60),
+            decision_ttl_days=_positive_int(environ, "DECISION_TTL_DAYS", 14),
+            ews_max_concurrency=_positive_int(environ, "EWS_MAX_CONCURRENCY", 10),
+            ews_timeout_seconds=_positive_int(environ, "EWS_TIMEOUT_SECONDS", 10),
+            vip_category=environ.get("VIP_CATEGORY", "").strip() or "VIP",
+            vip_cache_seconds=_positive_int(environ, "VIP_CACHE_SECONDS", 900),
+            push_idempotency_hours=_positive_int(environ, "PUSH_IDEMPOTENCY_HOURS", 72),
+            secrets_max_age_seconds=_positive_int(environ, "SECRETS_MAX_AGE_SECONDS", 300),
+        )
