@@ -37,7 +37,14 @@ DEFAULT_CONFIG = REPO_ROOT / "local" / "config" / "local.toml"
 
 # Values of [environment] and [secrets] may name what only exists once the stack runs, e.g.
 # EWS_URL = "${simulator_ews_url}" when the simulator listens on a port chosen at start.
-PLACEHOLDERS = ("api_url", "aws_endpoint_url", "simulator_base_url", "simulator_ews_url")
+PLACEHOLDERS = (
+    "api_url",
+    "aws_endpoint_url",
+    "simulator_base_url",
+    "simulator_ews_url",
+    "push_sink_url",
+    "push_sink_ca_bundle",
+)
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -138,6 +145,16 @@ class SimulatorSettings(_Model):
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
+class PushSinkSettings(_Model):
+    """[push_sink]: the local stand-in for the Cloud Notification Service (local/push_sink/)."""
+
+    enabled: bool = False
+    port: Port = 8082
+    tls: bool = True
+    # Secrets Manager secret the stack creates with the sink's bearer token, where the consumer reads it.
+    token_secret: str = Field("ens/cns-token", min_length=1)  # the name, not the secret
+
+
 class DemoSubscription(_Model):
     """[[demo_subscriptions]]: a subscription record written at start, for curl demos."""
 
@@ -156,6 +173,7 @@ class Settings(_Model):
     environment: dict[str, EnvironmentValue] = Field(default_factory=dict)
     secrets: dict[str, SecretValue] = Field(default_factory=dict)  # name -> SecretString
     exchange_simulator: SimulatorSettings = SimulatorSettings()
+    push_sink: PushSinkSettings = PushSinkSettings()
     demo_subscriptions: tuple[DemoSubscription, ...] = Field((), strict=False)  # a TOML array is a list
 
     @model_validator(mode="before")
@@ -172,6 +190,37 @@ class Settings(_Model):
             "settings": {key: value for key, value in table.items() if key not in own},
         }
         return {**data, "exchange_simulator": simulator}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _push_sink_table(cls, data: Any) -> Any:
+        # As for the simulator: a [push_sink] table present in the file means "run it" unless told otherwise.
+        table = data.get("push_sink") if isinstance(data, Mapping) else None
+        if not isinstance(table, Mapping):
+            return data
+        return {**data, "push_sink": {"enabled": True, **table}}
+
+    @model_validator(mode="after")
+    def _one_owner_per_secret(self) -> Settings:
+        name = self.push_sink.token_secret
+        if self.push_sink.enabled and name in self.secrets:
+            # Two values for one secret: the consumer would read one, the sink accept the other.
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError(
+                            "secret_owner",
+                            "the push sink creates {name} with the token it accepts: remove it from "
+                            "[secrets], or set [push_sink] enabled = false",
+                            {"name": name},
+                        ),
+                        loc=("secrets", name),
+                        input=None,  # never the value: it is a secret
+                    )
+                ],
+            )
+        return self
 
     @model_validator(mode="after")
     def _parameters_fit_the_template(self) -> Settings:

@@ -3,8 +3,9 @@
 `LocalStack(settings).start()` does, in this order:
 1. start moto (or take a running one) and create every table and queue of template.yaml;
 2. run the SEEDERS (the extension point for demo data);
-3. bind the HTTP front, start the Exchange simulator if enabled (their URLs may appear in settings
-   through ${api_url}-style placeholders), create the [secrets] in Secrets Manager;
+3. bind the HTTP front, start the Exchange simulator and the push sink if enabled (their URLs may
+   appear in settings through ${api_url}-style placeholders), create the [secrets] in Secrets Manager,
+   and the push sink's token secret;
 4. resolve every function's template environment, add the local AWS variables and [environment],
    refuse conflicting values, and apply the result to os.environ (restored on stop);
 5. import every function's handler, serve the template's Api events, and start one SQS poller per
@@ -81,6 +82,7 @@ class LocalStack:
         self.triggers: list[SqsTrigger] = []
         self.front: ApiGatewayFront | None = None
         self.simulator: Any = None
+        self.push_sink: Any = None
         self.live_subscriptions: list[Subscription] = []
         self.environment: dict[str, str] = {}
         self._previous_environment: dict[str, str | None] = {}
@@ -134,6 +136,8 @@ class LocalStack:
             ) from error
         if self.settings.exchange_simulator.enabled:
             self._start_simulator()
+        if self.settings.push_sink.enabled:
+            self._start_push_sink()
         placeholders = self.placeholders()
         self._create_secrets(placeholders)
 
@@ -191,6 +195,11 @@ class LocalStack:
                 self.simulator.stop()
             finally:
                 self.simulator = None
+        if self.push_sink is not None:
+            try:
+                self.push_sink.stop()
+            finally:
+                self.push_sink = None
         restore_environment(self._previous_environment)
         self._previous_environment = {}
         if self.aws is not None:
@@ -242,6 +251,10 @@ class LocalStack:
         if self.simulator is not None:
             values["simulator_base_url"] = str(self.simulator.base_url)
             values["simulator_ews_url"] = str(self.simulator.ews_url)
+        if self.push_sink is not None:
+            values["push_sink_url"] = str(self.push_sink.url)
+            # Empty without TLS: the client then needs no CA of its own.
+            values["push_sink_ca_bundle"] = str(self.push_sink.ca_bundle_path or "")
         return values
 
     def describe(self) -> list[str]:
@@ -264,6 +277,12 @@ class LocalStack:
         if self.simulator is not None:
             lines.append(
                 f"  Exchange    {self.simulator.ews_url} (simulator; UI/API at {self.simulator.base_url})"
+            )
+        if self.push_sink is not None:
+            ca = f"CA {self.push_sink.ca_bundle_path}, " if self.push_sink.ca_bundle_path else ""
+            lines.append(
+                f"  CNS         {self.push_sink.url} (push sink; {ca}token in secret "
+                f"{self.settings.push_sink.token_secret}; pushes at {self.push_sink.control_url}/pushes)"
             )
         for demo in self.settings.demo_subscriptions:
             lines.append(
@@ -347,17 +366,21 @@ class LocalStack:
         }
 
     def _create_secrets(self, placeholders: Mapping[str, str]) -> None:
-        if not self.settings.secrets:
-            return
+        for name, value in self.settings.secrets.items():
+            self._put_secret(name, fill_placeholders(value, placeholders))
+        if self.push_sink is not None:
+            # The consumer reads the CNS token from Secrets Manager, as in AWS; the sink accepts this one.
+            (token,) = self.push_sink.tokens
+            self._put_secret(self.settings.push_sink.token_secret, token)
+
+    def _put_secret(self, name: str, text: str) -> None:
         assert self.aws is not None
         secretsmanager = self.aws.client("secretsmanager")
-        for name, value in self.settings.secrets.items():
-            text = fill_placeholders(value, placeholders)
-            try:
-                secretsmanager.create_secret(Name=name, SecretString=text)
-            except secretsmanager.exceptions.ResourceExistsException:
-                # A shared local AWS may hold it from an earlier stack: the settings file wins.
-                secretsmanager.put_secret_value(SecretId=name, SecretString=text)
+        try:
+            secretsmanager.create_secret(Name=name, SecretString=text)
+        except secretsmanager.exceptions.ResourceExistsException:
+            # A shared local AWS may hold it from an earlier stack: the settings file wins.
+            secretsmanager.put_secret_value(SecretId=name, SecretString=text)
 
     def _start_simulator(self) -> None:
         options = self.settings.exchange_simulator
@@ -385,6 +408,24 @@ class LocalStack:
             raise LocalStackError(f"[exchange_simulator]: {error}") from error
         if options.load_demo:
             self.simulator.load_demo()
+
+    def _start_push_sink(self) -> None:
+        options = self.settings.push_sink
+        try:
+            from push_sink import LOOPBACK, PushSink, mint_token  # optional: imported only when enabled
+        except ImportError as error:
+            raise LocalStackError(
+                "[push_sink] enabled = true, but the push sink cannot be imported (package "
+                f"local/push_sink/): {error}. Set enabled = false in the settings file to run without it."
+            ) from error
+        # Only the functions, in this process, push to it: loopback even when [stack] host is wider.
+        host = self.settings.stack.host if self.settings.stack.host in LOOPBACK else "127.0.0.1"
+        try:
+            self.push_sink = PushSink(
+                host=host, port=options.port, tls=options.tls, tokens=[mint_token()]
+            ).start()
+        except OSError as error:
+            raise LocalStackError(f"the push sink cannot listen on {host}:{options.port}: {error}") from error
 
 
 def with_overrides(settings: Settings, **stack_fields: Any) -> Settings:

@@ -12,13 +12,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 import requests
 
-from ens_local.aws import ProvisionedStack
+from ens_local.aws import LocalAws, ProvisionedStack
+from ens_local.config import settings_from_mapping
 from ens_local.functions import EnvironmentConflict
 from ens_local.stack import LocalStack, LocalStackError
 from ens_local.template import DEFAULT_TEMPLATE, REPO_ROOT
+from support.push_sink_fixtures import cns_headers, sample_payload
 
 pytestmark = pytest.mark.integration
 
@@ -200,6 +203,65 @@ def test_an_enabled_simulator_that_cannot_be_imported_is_a_clear_error(
 
     with pytest.raises(LocalStackError, match=r"\[exchange_simulator\] enabled = true.*enabled = false"):
         local_stack_factory(template_copy(echo_webhook), simulator=True)
+
+
+def test_an_enabled_push_sink_takes_pushes_with_the_token_from_its_secret_at_the_placeholder_urls(
+    local_aws: LocalAws, stack_name: str, template_copy: Callable[..., Path]
+) -> None:
+    settings = settings_from_mapping(
+        {
+            "stack": {
+                "template": str(template_copy(echo_webhook)),
+                "api_port": 0,
+                "aws_port": 0,
+                "stack_name": stack_name,
+                "poll_wait_seconds": 0,
+                "seed": False,
+            },
+            "environment": {"CNS_URL": "${push_sink_url}", "CNS_CA_BUNDLE": "${push_sink_ca_bundle}"},
+            "push_sink": {"port": 0, "token_secret": f"{stack_name}/cns-token"},
+        }
+    )
+    stack = LocalStack(settings, aws=local_aws).start()
+    try:
+        sink = stack.push_sink
+        token = stack.client("secretsmanager").get_secret_value(SecretId=f"{stack_name}/cns-token")[
+            "SecretString"
+        ]
+        bundle = os.environ["CNS_CA_BUNDLE"]
+
+        reply = requests.post(
+            os.environ["CNS_URL"],
+            json=sample_payload(),
+            headers=cns_headers(token),
+            verify=bundle,
+            timeout=10,
+        )
+
+        assert reply.status_code == 200
+        assert [push.id for push in sink.pushes()] == [reply.json()["id"]]
+        assert (os.environ["CNS_URL"], bundle) == (sink.url, sink.ca_bundle_path)
+        claims = jwt.decode(token, options={"verify_signature": False})
+        assert claims["iss"] == "ens-local-push-sink"
+        assert claims["exp"] - claims["iat"] == 365 * 24 * 3600
+        banner = f"  CNS         {sink.url} (push sink; CA {bundle}, token in secret {stack_name}/cns-token; "
+        assert any(line.startswith(banner) for line in stack.describe())
+    finally:
+        stack.stop()
+    assert stack.push_sink is None
+    assert not Path(bundle).exists()
+
+
+def test_with_the_push_sink_disabled_the_stack_runs_against_the_cns_url_it_is_given(
+    local_stack_factory: Factory, template_copy: Callable[..., Path]
+) -> None:
+    stack = local_stack_factory(
+        template_copy(echo_webhook), environment={"CNS_URL": "https://cns.example.com/v1/push"}
+    )
+
+    assert stack.push_sink is None
+    assert os.environ["CNS_URL"] == "https://cns.example.com/v1/push"
+    assert not any("push sink" in line for line in stack.describe())
 
 
 def test_the_provisioned_stack_fixture_points_the_environment_at_its_own_resources(

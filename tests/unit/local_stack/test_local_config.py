@@ -11,7 +11,9 @@ from pydantic import ValidationError
 
 from ens_local.config import (
     DEFAULT_CONFIG,
+    PLACEHOLDERS,
     ConfigError,
+    PushSinkSettings,
     StackSettings,
     fill_placeholders,
     load_settings,
@@ -36,6 +38,9 @@ def test_the_checked_in_default_loads_with_the_template_parameters_it_overrides(
     assert settings.stack.template == DEFAULT_TEMPLATE
     assert settings.stack.host == "127.0.0.1"
     assert settings.exchange_simulator.enabled is True
+    assert settings.push_sink.enabled is True
+    assert settings.environment["CNS_URL"] == "${push_sink_url}"
+    assert settings.environment["CNS_CA_BUNDLE"] == "${push_sink_ca_bundle}"
 
 
 def test_the_checked_in_default_sets_every_stack_key_explicitly() -> None:
@@ -48,10 +53,19 @@ def test_the_checked_in_default_sets_every_stack_key_explicitly() -> None:
 def test_every_stack_key_and_section_is_documented() -> None:
     documentation = DOCS.read_text(encoding="utf-8")
 
-    for name in [*StackSettings.model_fields, "enabled", "port", "load_demo"]:
+    for name in [*StackSettings.model_fields, "enabled", "port", "load_demo", *PushSinkSettings.model_fields]:
         assert f"`{name}`" in documentation, name
-    for section in ("[stack]", "[parameters]", "[environment]", "[secrets]", "[exchange_simulator]"):
+    for section in (
+        "[stack]",
+        "[parameters]",
+        "[environment]",
+        "[secrets]",
+        "[exchange_simulator]",
+        "[push_sink]",
+    ):
         assert section in documentation, section
+    for placeholder in PLACEHOLDERS:
+        assert f"`${{{placeholder}}}`" in documentation, placeholder
 
 
 def test_an_empty_file_gives_the_documented_defaults(tmp_path: Path) -> None:
@@ -61,6 +75,7 @@ def test_an_empty_file_gives_the_documented_defaults(tmp_path: Path) -> None:
     assert settings.stack.aws_port == 4566
     assert settings.parameters == settings.environment == settings.secrets == {}
     assert settings.exchange_simulator.enabled is False
+    assert settings.push_sink.enabled is False
 
 
 def test_template_paths_are_relative_to_the_settings_file(tmp_path: Path) -> None:
@@ -122,6 +137,10 @@ def test_template_paths_are_relative_to_the_settings_file(tmp_path: Path) -> Non
             "[exchange_simulator]\nsubscribe_mailboxes = 'alice@contoso.example'\n",
             ["exchange_simulator.subscribe_mailboxes: must be an array, got str"],
         ),
+        ("[push_sink]\ntls = 'yes'\n", ["push_sink.tls: Input should be a valid boolean, got str"]),
+        ("[push_sink]\nport = 70000\n", ["push_sink.port: Input should be less than or equal to 65535"]),
+        ("[push_sink]\ntoken = 'x'\n", ["unknown key push_sink.token"]),
+        ("[push_sink]\ntoken_secret = ''\n", ["push_sink.token_secret: String should have at least 1"]),
         ("environment = 'x'\n", ["unknown key stack.environment"]),
         (
             "[[demo_subscriptions]]\nmailbox = 'bob@contoso.example'\n",
@@ -254,3 +273,54 @@ def test_placeholders_are_filled_from_what_the_running_stack_knows() -> None:
     assert text == "http://127.0.0.1:3000/ews/notifications/"
     with pytest.raises(ConfigError, match="simulator_ews_url"):
         fill_placeholders("${simulator_ews_url}", {})
+
+
+def test_a_push_sink_table_runs_the_sink_with_the_documented_defaults(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, "[push_sink]\n"))
+
+    assert settings.push_sink == PushSinkSettings(
+        enabled=True, port=8082, tls=True, token_secret="ens/cns-token"
+    )
+
+
+def test_the_push_sink_may_be_turned_off_for_an_admins_own_cns(tmp_path: Path) -> None:
+    settings = load_settings(
+        write(
+            tmp_path,
+            "[environment]\nCNS_URL = 'https://cns.example.com/v1/push'\n"
+            "[secrets]\n'ens/cns-token' = 'issued-by-the-cns-admin'\n"
+            "[push_sink]\nenabled = false\n",
+        )
+    )
+
+    assert settings.push_sink.enabled is False
+    assert settings.secrets["ens/cns-token"] == "issued-by-the-cns-admin"
+
+
+def test_a_running_sink_and_secrets_may_not_both_set_its_token_secret(tmp_path: Path) -> None:
+    path = write(tmp_path, "[secrets]\n'ens/cns-token' = 'hunter2-token'\n[push_sink]\nport = 0\n")
+
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path)
+
+    assert str(refused.value) == (
+        f"{path}: secrets.ens/cns-token: the push sink creates ens/cns-token with the token it accepts: "
+        "remove it from [secrets], or set [push_sink] enabled = false"
+    )
+    assert "hunter2" not in str(refused.value)
+
+
+def test_the_push_sink_placeholders_are_known_to_the_environment(tmp_path: Path) -> None:
+    settings = load_settings(
+        write(tmp_path, "[environment]\nCNS_URL = '${push_sink_url}'\nCA = '${push_sink_ca_bundle}'\n")
+    )
+
+    filled = {
+        name: fill_placeholders(
+            value, {"push_sink_url": "https://127.0.0.1:8082/v1/push", "push_sink_ca_bundle": ""}
+        )
+        for name, value in settings.environment.items()
+    }
+    assert filled == {"CNS_URL": "https://127.0.0.1:8082/v1/push", "CA": ""}
+    with pytest.raises(ConfigError, match=r"\$\{push_sink_url\} is not available"):
+        fill_placeholders(settings.environment["CNS_URL"], {})
