@@ -29,7 +29,8 @@ def demo_stack(local_aws, stack_name: str) -> Iterator[LocalStack]:
         update={
             "exchange_simulator": simulator.model_copy(
                 update={"port": 0, "settings": {**simulator.settings, "dispatch": "manual"}}
-            )
+            ),
+            "push_sink": settings.push_sink.model_copy(update={"port": 0}),
         }
     )
     stack = LocalStack(settings, aws=local_aws, start_pollers=False).start()
