@@ -1,5 +1,6 @@
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -468,3 +469,26 @@ def test_cut_text_is_a_prefix_marked_by_an_ellipsis_within_the_limit(text: str, 
     if result:
         assert result.endswith("…")
         assert text.startswith(result[:-1])
+
+
+# --- docs/push.md ---------------------------------------------------------------------------------
+
+
+def test_examples_in_push_doc_are_what_the_code_builds() -> None:
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "push.md").read_text(encoding="utf-8")
+    examples = [json.loads(block.split("```")[0]) for block in doc.split("```json\n")[1:]]
+    phone = device(snippet_length=40)
+    delivered = mail(
+        item_id="AAMkADk0ZmI1-item",
+        received_at=datetime(2026, 11, 30, 9, 15, 2, tzinfo=UTC),
+        internet_message_id="<CAF1234@mail.fabrikam.com>",
+        folder_id="AQMkADk0ZmI1-inbox",
+        preview="Hi Alice,\r\n\r\nthe figures for Q3 are attached; see the second tab.",
+    )
+
+    built = [
+        alert_payload(phone, delivered, unread_count=3, policy=policy)
+        for policy in (ContentPolicy.FULL, ContentPolicy.SENDER_ONLY, ContentPolicy.COUNT_ONLY)
+    ] + [badge_payload(phone, unread_count=2)]
+
+    assert examples == built
