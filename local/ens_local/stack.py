@@ -171,7 +171,7 @@ class LocalStack:
                         sqs=self.aws.client("sqs"),
                         queue_url=self.provisioned.queue_urls[trigger.queue],
                         queue_arn=self.provisioned.queue_arn(trigger.queue),
-                        batch_size=trigger.batch_size,
+                        batch_size=int(resolver.resolve(trigger.batch_size_source)),
                         handler=self.functions[spec.logical_id],
                         report_batch_item_failures=trigger.report_batch_item_failures,
                         region=stack.region,

@@ -42,8 +42,9 @@ class ApiRoute:
 class QueueTrigger:
     function: str
     queue: str  # logical id of the AWS::SQS::Queue
-    batch_size: int
+    batch_size: int  # with the template's parameter defaults; `batch_size_source` as written
     report_batch_item_failures: bool
+    batch_size_source: Any = 10
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,12 @@ class Template:
     def parameter_defaults(self) -> dict[str, str]:
         return {name: str(spec["Default"]) for name, spec in self.parameters.items() if "Default" in spec}
 
+    def _with_defaults(self, value: Any) -> Any:
+        """A `!Ref Parameter` replaced by the parameter's default; the stack resolves with real values."""
+        if isinstance(value, Mapping) and set(value) == {"Ref"} and str(value["Ref"]) in self.parameters:
+            return self.parameters[str(value["Ref"])].get("Default")
+        return value
+
     def functions(self) -> list[FunctionSpec]:
         return [self._function(logical_id) for logical_id in self.logical_ids(FUNCTION)]
 
@@ -120,7 +127,8 @@ class Template:
                     QueueTrigger(
                         function=logical_id,
                         queue=_getatt_parts(queue["Fn::GetAtt"])[0],
-                        batch_size=int(event_properties.get("BatchSize", 10)),
+                        batch_size=int(self._with_defaults(event_properties.get("BatchSize", 10))),
+                        batch_size_source=event_properties.get("BatchSize", 10),
                         report_batch_item_failures="ReportBatchItemFailures"
                         in event_properties.get("FunctionResponseTypes", []),
                     )

@@ -33,7 +33,8 @@ def test_an_explicit_mailbox_wins_over_its_domain_and_the_default() -> None:
 
     server = directory.server_for("moved@contoso.example")
 
-    assert server is not None and server.name == "ex2"
+    assert server is not None
+    assert server.name == "ex2"
 
 
 def test_a_mailbox_is_routed_by_its_domain_case_insensitively() -> None:
@@ -41,7 +42,8 @@ def test_a_mailbox_is_routed_by_its_domain_case_insensitively() -> None:
 
     server = directory.server_for("Someone@FABRIKAM.example")
 
-    assert server is not None and server.name == "ex1"
+    assert server is not None
+    assert server.name == "ex1"
 
 
 def test_an_unlisted_mailbox_goes_to_the_default_server() -> None:
@@ -49,7 +51,8 @@ def test_an_unlisted_mailbox_goes_to_the_default_server() -> None:
 
     server = directory.server_for("anyone@elsewhere.example")
 
-    assert server is not None and server.name == "ex2"
+    assert server is not None
+    assert server.name == "ex2"
 
 
 def test_an_unlisted_mailbox_has_no_server_without_a_default() -> None:

@@ -29,6 +29,9 @@ class Reason(enum.StrEnum):
     MAILBOX_UNKNOWN = "mailbox_unknown"
     DEVICE_TOKEN_REJECTED = "device_token_rejected"  # noqa: S105 (a reason, not a secret)
     NO_SERVER = "no_server"
+    # Unread-count events: no badge update for this device, and why.
+    BADGE_UPDATES_OFF = "badge_updates_off"  # the device does not want badge-only updates
+    COALESCED = "coalesced"  # a newer count in the same batch (or an alert carrying it) stood for this one
 
 
 class Rule(enum.StrEnum):
