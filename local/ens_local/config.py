@@ -137,11 +137,11 @@ class SimulatorSettings(_Model):
     enabled: bool = False
     port: Port = 8081
     load_demo: bool = True
-    # Mailboxes the stack subscribes to push at start (see ens_local.demo), with the service
-    # account stored in this Secrets Manager secret ({"username": ..., "password": ...}).
+    # Mailboxes the stack subscribes to push at start (see ens_local.demo), through the server the
+    # Exchange servers secret routes each to (the secret the consumer reads, ens.core.exchange_servers).
     # Not strict, as TOML arrays arrive as lists; the addresses themselves still must be strings.
     subscribe_mailboxes: tuple[Annotated[str, AfterValidator(_address)], ...] = Field((), strict=False)
-    service_account_secret: str = "ens/exchange-service-account"  # noqa: S105 - the name, not the secret
+    servers_secret: str = "ens/exchange-servers"  # noqa: S105 - the name, not the secret
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -164,6 +164,22 @@ class DemoSubscription(_Model):
     last_watermark: str | None = None
 
 
+def _demo_device(table: Any) -> Any:
+    """A [[demo_devices]] entry must be a device the core model accepts (times are set at seeding)."""
+    if not isinstance(table, Mapping):
+        raise ValueError("must be a table")
+    from datetime import UTC, datetime
+
+    from ens.core.devices import Device
+
+    moment = datetime(2000, 1, 1, tzinfo=UTC)
+    Device.model_validate({"registered_at": moment, "updated_at": moment, **table})
+    return dict(table)
+
+
+DemoDevice = Annotated[dict[str, Any], BeforeValidator(_demo_device)]
+
+
 class Settings(_Model):
     """The whole file; `source` is where it was read from, not a key of it."""
 
@@ -175,6 +191,9 @@ class Settings(_Model):
     exchange_simulator: SimulatorSettings = SimulatorSettings()
     push_sink: PushSinkSettings = PushSinkSettings()
     demo_subscriptions: tuple[DemoSubscription, ...] = Field((), strict=False)  # a TOML array is a list
+    # [[demo_devices]]: devices written at start (fields of ens.core.devices.Device, rules as a table),
+    # standing in for the devices API until it exists.
+    demo_devices: tuple[DemoDevice, ...] = Field((), strict=False)
 
     @model_validator(mode="before")
     @classmethod

@@ -10,12 +10,14 @@ webhook reads:
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from ens.adapters.device_store import DynamoDeviceStore
 from ens.adapters.subscription_store import DynamoSubscriptionStore
+from ens.core.devices import Device
+from ens.core.exchange_servers import ExchangeDirectory
 from ens.core.subscriptions import Subscription, SubscriptionState, new_callback_token
 
 if TYPE_CHECKING:
@@ -53,6 +55,16 @@ def seed_demo_subscriptions(stack: LocalStack) -> None:
         log.info("demo subscription %s for %s (static)", demo.subscription_id, demo.mailbox)
 
 
+def seed_demo_devices(stack: LocalStack) -> None:
+    """Write the [[demo_devices]] records, as the devices API will."""
+    store = DynamoDeviceStore(stack.table_names["DevicesTable"], stack.client("dynamodb"))
+    now = datetime.now(UTC)
+    for table in stack.settings.demo_devices:
+        device = Device.model_validate({"registered_at": now, "updated_at": now, **table})
+        store.put(device)
+        log.info("demo device %s for %s (%s mode)", device.device_id, device.mailbox, device.rules.content.value)
+
+
 def subscribe_demo_mailboxes(stack: LocalStack) -> list[Subscription]:
     """Subscribe each mailbox of [exchange_simulator] subscribe_mailboxes to push, like ENS will.
 
@@ -64,16 +76,12 @@ def subscribe_demo_mailboxes(stack: LocalStack) -> list[Subscription]:
         return []
     if stack.simulator is None:
         raise RuntimeError("[exchange_simulator] subscribe_mailboxes needs the simulator enabled")
-    from exchangelib import BASIC, IMPERSONATION, Account, Build, Configuration, Credentials, Version
+    from exchangelib import IMPERSONATION, Account
 
-    secret = stack.client("secretsmanager").get_secret_value(SecretId=options.service_account_secret)
-    account_secret = json.loads(secret["SecretString"])
-    configuration = Configuration(
-        service_endpoint=stack.simulator.ews_url,
-        credentials=Credentials(account_secret["username"], account_secret["password"]),
-        auth_type=BASIC,
-        version=Version(build=Build(15, 1)),
-    )
+    from ens.adapters.exchange import exchange_configuration
+
+    secret = stack.client("secretsmanager").get_secret_value(SecretId=options.servers_secret)
+    directory = ExchangeDirectory.from_json(secret["SecretString"])
     store = _store(stack)
     subscribed: list[Subscription] = []
     for mailbox in options.subscribe_mailboxes:
@@ -82,6 +90,10 @@ def subscribe_demo_mailboxes(stack: LocalStack) -> list[Subscription]:
         store.put(
             Subscription(token=token, mailbox=mailbox, state=SubscriptionState.PENDING, created_at=created_at)
         )
+        server = directory.server_for(mailbox)
+        if server is None:
+            raise RuntimeError(f"the Exchange servers secret {options.servers_secret} routes {mailbox} to no server")
+        configuration = exchange_configuration(server, max_connections=1)
         account = Account(mailbox, config=configuration, autodiscover=False, access_type=IMPERSONATION)
         subscription_id, watermark = account.inbox.subscribe_to_push(
             callback_url=f"{stack.api_url}/ews/notifications/{token}",

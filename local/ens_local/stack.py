@@ -23,7 +23,7 @@ from ens.core.subscriptions import Subscription
 from ens_local.api_gateway import ApiGatewayFront
 from ens_local.aws import LocalAws, ProvisionedStack, provision
 from ens_local.config import Settings, StackSettings, fill_placeholders
-from ens_local.demo import seed_demo_subscriptions, subscribe_demo_mailboxes
+from ens_local.demo import seed_demo_devices, seed_demo_subscriptions, subscribe_demo_mailboxes
 from ens_local.functions import (
     LoadedFunction,
     apply_environment,
@@ -45,7 +45,7 @@ Seeder = Callable[["LocalStack"], None]
 # message is handled, when [stack] seed = true. Each gets the LocalStack (stack.aws.client("dynamodb"),
 # stack.table_names, stack.queue_urls, stack.settings). Append to it from the module that owns the
 # demo data, e.g. `SEEDERS.append(seed_demo_subscriptions)`; a LocalStack(seeders=[...]) overrides it.
-SEEDERS: list[Seeder] = [seed_demo_subscriptions]
+SEEDERS: list[Seeder] = [seed_demo_subscriptions, seed_demo_devices]
 
 # What `sam local` puts in every function's environment; Powertools' Tracer reads it to stay off.
 SAM_LOCAL_ENVIRONMENT = {"AWS_SAM_LOCAL": "true"}

@@ -25,7 +25,7 @@ import requests
 from aws_lambda_powertools import Logger
 from exchangelib import BASIC, IMPERSONATION, NTLM, Account, Configuration, Credentials, FailFast, Q, Version
 from exchangelib import errors as ews_errors
-from exchangelib.fields import FieldPath, TextField
+from exchangelib.fields import FieldPath, InvalidField, TextField
 from exchangelib.folders import Contacts, Folder, FolderCollection, Root
 from exchangelib.items import Contact, Message
 from exchangelib.properties import DistinguishedFolderId, Mailbox
@@ -92,7 +92,7 @@ def ensure_preview_field() -> None:
     with _preview_lock:
         try:
             Message.get_field_by_fieldname("preview")
-        except ews_errors.InvalidField:
+        except InvalidField:
             Message.add_field(_PREVIEW_FIELD, insert_after="unique_body")
 
 
@@ -125,23 +125,26 @@ def _tls_context(server: ExchangeServer, ca_file: str | None) -> ssl.SSLContext:
     return context
 
 
+def exchange_configuration(server: ExchangeServer, max_connections: int) -> Configuration:
+    """exchangelib's Configuration for a server: pinned version and auth, no autodiscover, fail-fast
+    (back-off is the caller's to decide, within its time, not a blocking sleep inside exchangelib)."""
+    return Configuration(
+        service_endpoint=str(server.ews_url),
+        credentials=Credentials(server.username, server.password.get_secret_value()),
+        auth_type=_AUTH[server.auth_type],
+        version=Version(build=_BUILDS[server.version]),
+        retry_policy=FailFast(),
+        max_connections=max_connections,
+    )
+
+
 class _ServerConnection:
     """One Exchange server: its exchangelib Configuration, a cap on concurrent requests, accounts."""
 
     def __init__(self, server: ExchangeServer, max_concurrency: int) -> None:
         self.server = server
         self.slots = threading.BoundedSemaphore(max_concurrency)
-        credentials = Credentials(server.username, server.password.get_secret_value())
-        self.configuration = Configuration(
-            service_endpoint=str(server.ews_url),
-            credentials=credentials,
-            auth_type=_AUTH[server.auth_type],
-            version=Version(build=_BUILDS[server.version]),
-            # Back-off is ours to decide (within the invocation's time), not a blocking sleep in exchangelib.
-            retry_policy=FailFast(),
-            max_connections=max_concurrency,
-        )
-        self._credentials = credentials
+        self.configuration = exchange_configuration(server, max_concurrency)
         self._accounts: dict[str, Account] = {}
         self._lock = threading.Lock()
         split = urlsplit(str(server.ews_url))
@@ -163,7 +166,6 @@ class _ServerConnection:
             if account is None:
                 account = Account(
                     primary_smtp_address=mailbox,
-                    credentials=self._credentials,
                     config=self.configuration,
                     autodiscover=False,
                     access_type=IMPERSONATION,
