@@ -1,0 +1,1 @@
+"""One module per function's service logic: settings-free, Lambda-free, written against Protocols."""
