@@ -161,7 +161,9 @@ class CallbackReceiver:
             )
 
         callback_progress = progress(subscription, notification)
-        events = [] if callback_progress.replay else mail_events(subscription.mailbox, notification)
+        events = mail_events(
+            subscription.mailbox, notification, after_watermark=callback_progress.queued_through
+        )
         if events:
             self._queue.send(events)
         if not self._subscriptions.record_callback(subscription, callback_progress, self._clock()):
