@@ -24,8 +24,12 @@ from ens.core.ews import (
 
 # SOAP 1.1, which Exchange's push callbacks use, travels as text/xml. application/soap+xml would
 # announce SOAP 1.2, an envelope Exchange never sends.
-# Exchange batches a few dozen events per callback (MoreEvents for the rest): a few KiB.
-DEFAULT_MAX_NOTIFICATION_BYTES = 256 * 1024
+# No published bound on the events in one callback: Microsoft documents only that MoreEvents announces
+# follow-up callbacks, and neither exchangelib nor the EWS Managed API knows a limit. A 413 would repeat
+# on every retry until Exchange dropped the subscription, so the default is the largest body the
+# pipeline carries (Lambda's 6 MB invoke limit applies to it base64-encoded): about 7,800 NewMail
+# events of Exchange-sized ids. See docs/webhook.md, "Body size".
+DEFAULT_MAX_NOTIFICATION_BYTES = 4 * 1024 * 1024
 
 ACCEPTED_MEDIA_TYPES = frozenset({"text/xml", "application/xml"})
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
