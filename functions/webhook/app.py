@@ -19,8 +19,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from ens.adapters.aws import client
 from ens.adapters.mail_event_queue import SqsMailEventQueue
 from ens.adapters.subscription_store import DynamoSubscriptionStore
+from ens.services.webhook import CallbackOutcome, CallbackReceiver, CallbackRequest, CallbackResult
 from ens.settings import WebhookSettings
-from ens.webhook import CallbackOutcome, CallbackReceiver, CallbackRequest
 
 logger = Logger()
 metrics = Metrics()
@@ -32,12 +32,13 @@ receiver = CallbackReceiver(
 )
 
 _METRIC_BY_RESULT = {
-    "ok": "CallbacksAccepted",
-    "unsubscribe": "Unsubscribes",
-    "rejected": "CallbacksRejected",
-    "unknown_token": "CallbacksRejected",
-    "retry": "CallbacksRetried",
+    CallbackResult.OK: "CallbacksAccepted",
+    CallbackResult.UNSUBSCRIBE: "Unsubscribes",
+    CallbackResult.REJECTED: "CallbacksRejected",
+    CallbackResult.UNKNOWN_TOKEN: "CallbacksRejected",
+    CallbackResult.RETRY: "CallbacksRetried",
 }
+_WARNING_RESULTS = frozenset({CallbackResult.REJECTED, CallbackResult.UNKNOWN_TOKEN, CallbackResult.RETRY})
 
 
 @metrics.log_metrics
@@ -83,7 +84,7 @@ def _observe(outcome: CallbackOutcome, body_bytes: int) -> None:
     if outcome.replay:
         metrics.add_metric(name="ReplayedCallbacks", unit=MetricUnit.Count, value=1)
     # Neither the token nor any mail content is logged: only what an operator needs to follow up.
-    log = logger.warning if outcome.result in ("rejected", "unknown_token", "retry") else logger.info
+    log = logger.warning if outcome.result in _WARNING_RESULTS else logger.info
     log(
         "callback %s",
         outcome.result,

@@ -67,7 +67,9 @@ class Router:
     """Matches method + path against the template's routes, most specific route first.
 
     API Gateway prefers literal segments over {param} over {greedy+}; sorting by that order gives the
-    same answer for the route shapes SAM allows.
+    same answer for the route shapes SAM allows. Paths are matched as they came on the wire, still
+    percent-encoded (an encoded `/` stays inside its segment), and each path parameter is decoded
+    exactly once, as a REST API does: `%2562` arrives as `%62`, never as `b`.
     """
 
     def __init__(self, routes: Iterable[ApiRoute]) -> None:
@@ -76,6 +78,7 @@ class Router:
         self._routes = compiled
 
     def match(self, method: str, path: str) -> RouteMatch | None:
+        """The route for a request path as sent (percent-encoded), with its parameters decoded once."""
         for route, pattern in self._routes:
             found = pattern.fullmatch(path)
             if found and route.method in (method, "ANY"):
@@ -145,7 +148,7 @@ def build_rest_proxy_event(
     """The event API Gateway's REST Lambda proxy integration gives the function.
 
     `route` is the matched resource (its path template, e.g. /ews/notifications/{token}); `path`
-    is the request path without the stage. `binary` says whether the request's Content-Type matches
+    is the request path without the stage, still percent-encoded as a REST API's event carries it. `binary` says whether the request's Content-Type matches
     the API's BinaryMediaTypes (see `is_binary_media_type`): then the body is base64 with
     isBase64Encoded=true and arrives byte-exact. Otherwise, the default of an API that declares
     none, it is UTF-8 text, and bytes that are not valid UTF-8 are replaced with U+FFFD as API
@@ -373,7 +376,9 @@ class ApiGatewayFront:
     ) -> tuple[GatewayReply, RequestRecord]:
         started = time.monotonic()
         split = urlsplit(raw_path)
-        path = unquote(split.path) or "/"
+        # Kept percent-encoded: a REST API's event carries the path as sent, and the router decodes
+        # each path parameter once; decoding here too would decode them twice.
+        path = split.path or "/"
         found, path = self._match(method, path)
         function_name = None
         if found is None:
@@ -472,7 +477,7 @@ def _make_request_handler(front: ApiGatewayFront) -> type[BaseHTTPRequestHandler
             if body is None:
                 reply = TOO_LARGE
                 elapsed_ms = (time.monotonic() - started) * 1000
-                masked = front.router.masked(unquote(urlsplit(self.path).path))
+                masked = front.router.masked(urlsplit(self.path).path)
                 record = RequestRecord(self.command, masked, 413, elapsed_ms, None)
                 self.close_connection = True
             else:

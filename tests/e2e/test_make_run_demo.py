@@ -61,6 +61,25 @@ def test_readme_curl_of_a_send_notification_gets_ok_for_the_demo_token(demo_stac
     ]
 
 
+def test_the_demo_notification_posted_twice_is_a_resend_as_its_comment_says(demo_stack: LocalStack) -> None:
+    from ens.adapters.subscription_store import DynamoSubscriptionStore
+
+    (bob,) = demo_stack.settings.demo_subscriptions
+    demo = REPO / "local" / "demo" / "send_notification_bob.xml"
+    url = f"{demo_stack.api_url}/ews/notifications/{bob.token}"
+    replies = [requests.post(url, data=demo.read_bytes(), headers=XML, timeout=10) for _ in range(2)]
+
+    assert [reply.status_code for reply in replies] == [200, 200]
+    assert len(queued(demo_stack)) == 1  # the second post is recognised as Exchange resending the first
+    store = DynamoSubscriptionStore(
+        demo_stack.table_names["SubscriptionsTable"], demo_stack.client("dynamodb")
+    )
+    assert store.get(bob.token).gap_from_watermark is None  # type: ignore[union-attr]
+    comment = demo.read_text().split("-->")[0]
+    assert "resend" in comment
+    assert "records a watermark gap" not in comment
+
+
 def test_readme_curl_delivering_a_mail_in_the_simulator_ends_on_the_queue(demo_stack: LocalStack) -> None:
     delivered = requests.post(
         f"{demo_stack.simulator.base_url}/_sim/mailboxes/alice@contoso.example/messages",

@@ -39,8 +39,14 @@ class NotificationSpec:
 
 @dataclass
 class ErrorSpec:
+    """An error message. With a subscription_id it carries the Notification the schema requires (a
+    lone StatusEvent); without one it has the shape some servers send, which the schema refuses."""
+
     response_code: str = "ErrorReadEventsFailed"
     message_text: str = "The events couldn't be read."
+    subscription_id: str | None = None
+    previous_watermark: str = "wm-error-previous"
+    response_class: str = "Error"
 
 
 @dataclass
@@ -69,20 +75,31 @@ def send_notification(body: Body) -> bytes:
     for part in body.parts:
         message = etree.SubElement(messages, f"{{{M}}}SendNotificationResponseMessage")
         if isinstance(part, ErrorSpec):
-            message.set("ResponseClass", "Error")
+            message.set("ResponseClass", part.response_class)
             etree.SubElement(message, f"{{{M}}}MessageText").text = part.message_text
             etree.SubElement(message, f"{{{M}}}ResponseCode").text = part.response_code
             etree.SubElement(message, f"{{{M}}}DescriptiveLinkKey").text = "0"
+            if part.subscription_id is not None:
+                _notification(
+                    message,
+                    NotificationSpec(
+                        part.subscription_id, part.previous_watermark, [status(part.previous_watermark)]
+                    ),
+                )
             continue
         message.set("ResponseClass", "Success")
         etree.SubElement(message, f"{{{M}}}ResponseCode").text = "NoError"
-        notification = etree.SubElement(message, f"{{{M}}}Notification")
-        etree.SubElement(notification, f"{{{T}}}SubscriptionId").text = part.subscription_id
-        etree.SubElement(notification, f"{{{T}}}PreviousWatermark").text = part.previous_watermark
-        etree.SubElement(notification, f"{{{T}}}MoreEvents").text = "true" if part.more_events else "false"
-        for event in part.events:
-            _event(notification, event)
+        _notification(message, part)
     return etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
+
+
+def _notification(message: etree._Element, part: NotificationSpec) -> None:
+    notification = etree.SubElement(message, f"{{{M}}}Notification")
+    etree.SubElement(notification, f"{{{T}}}SubscriptionId").text = part.subscription_id
+    etree.SubElement(notification, f"{{{T}}}PreviousWatermark").text = part.previous_watermark
+    etree.SubElement(notification, f"{{{T}}}MoreEvents").text = "true" if part.more_events else "false"
+    for event in part.events:
+        _event(notification, event)
 
 
 def _id(parent: etree._Element, tag: str, value: str) -> None:

@@ -38,7 +38,7 @@ def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_layer_carries_the_ens_package_and_arm64_dependencies(build_dir: Path) -> None:
     layer = build_dir / "EnsLayer" / "python"
 
-    assert (layer / "ens" / "webhook.py").is_file()
+    assert (layer / "ens" / "services" / "webhook.py").is_file()
     assert (layer / "aws_lambda_powertools").is_dir()
     (lxml_extension,) = (layer / "lxml").glob("etree.cpython-313-*.so")
     assert "aarch64" in lxml_extension.name

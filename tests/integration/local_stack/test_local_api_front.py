@@ -114,6 +114,18 @@ def test_a_request_reaches_the_handler_as_an_api_gateway_rest_proxy_event(stack:
     assert 0 < context["remaining_ms"] <= stack.functions["WebhookFunction"].spec.timeout_seconds * 1000
 
 
+def test_a_path_parameter_reaches_the_handler_decoded_once_as_api_gateway_passes_it(
+    stack: LocalStack,
+) -> None:
+    encoded = "local-demo-token-%2562ob-0123456789abcdefghij"
+
+    response = requests.post(f"{stack.api_url}/ews/notifications/{encoded}", data=b"x", timeout=10)
+
+    event = response.json()["event"]
+    assert event["pathParameters"] == {"token": "local-demo-token-%62ob-0123456789abcdefghij"}
+    assert event["path"] == f"/ews/notifications/{encoded}"  # a REST API's event keeps the path as sent
+
+
 def test_the_handler_headers_and_multi_value_headers_come_back(stack: LocalStack) -> None:
     response = requests.post(f"{stack.api_url}/ews/notifications/{TOKEN}", data=b"x", timeout=10)
 

@@ -194,6 +194,44 @@ def test_a_callback_exchange_resends_is_acknowledged_without_queueing_twice(webh
     assert (stored.last_watermark, stored.gap_from_watermark) == ("wm-2", None)
 
 
+def test_a_resend_rebuilt_with_newer_mail_queues_only_the_new_mail_and_records_no_gap(webhook) -> None:
+    subscription = webhook.subscribe()
+    assert (
+        subscription_status(webhook.post(subscription.token, new_mail_body("sub-1", "wm-0", count=2))) == "OK"
+    )
+    assert len(webhook.queued()) == 2
+
+    # Our OK was lost; a third mail arrived before Exchange's retry, which starts from wm-0 again.
+    answer = webhook.post(subscription.token, new_mail_body("sub-1", "wm-0", count=3))
+
+    assert subscription_status(answer) == "OK"
+    assert [message["item_id"] for message in webhook.queued()] == ["item-3"]
+    stored = webhook.store.get(subscription.token)
+    assert (stored.last_watermark, stored.gap_from_watermark, stored.last_previous_watermark) == (
+        "wm-3",
+        None,
+        "wm-0",
+    )
+
+
+def test_a_schema_valid_error_message_from_exchange_opens_a_gap_and_records_its_code(webhook) -> None:
+    subscription = webhook.subscribe(last_watermark="wm-4")
+
+    answer = webhook.post(
+        subscription.token,
+        send_notification(Body([ErrorSpec("ErrorReadEventsFailed", subscription_id="sub-1")])),
+    )
+
+    assert subscription_status(answer) == "OK"
+    assert webhook.queued() == []
+    stored = webhook.store.get(subscription.token)
+    assert (stored.gap_from_watermark, stored.last_error_code, stored.last_heartbeat_at) == (
+        "wm-4",
+        "ErrorReadEventsFailed",
+        None,
+    )
+
+
 def test_an_error_from_exchange_opens_a_gap_and_a_clean_callback_clears_the_error(webhook) -> None:
     subscription = webhook.subscribe(last_watermark="wm-4")
 

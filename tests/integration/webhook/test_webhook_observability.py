@@ -9,7 +9,15 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from ens.core.subscriptions import SubscriptionState, new_callback_token
-from support.send_notifications import Body, Event, NotificationSpec, new_mail, send_notification, status
+from support.send_notifications import (
+    Body,
+    ErrorSpec,
+    Event,
+    NotificationSpec,
+    new_mail,
+    send_notification,
+    status,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -91,6 +99,22 @@ def test_unsubscribe_and_rejections_are_counted(webhook, output) -> None:
     assert metrics["Unsubscribes"] == 1
     assert metrics["CallbacksRejected"] == 2
     assert [line["reason"] for line in logs] == ["retired", "malformed_xml", "unknown_token"]
+
+
+def test_an_error_message_carrying_a_notification_is_counted_as_an_exchange_error(webhook, output) -> None:
+    subscription = webhook.subscribe()
+
+    webhook.post(
+        subscription.token,
+        send_notification(Body([ErrorSpec("ErrorReadEventsFailed", subscription_id="sub-1")])),
+    )
+
+    logs, metrics = emitted(output)
+    (line,) = logs
+    assert (line["exchange_error"], line["watermark_gap"]) == ("ErrorReadEventsFailed", True)
+    assert metrics["ExchangeErrorNotifications"] == 1
+    assert metrics["WatermarkGaps"] == 1
+    assert "StatusEvents" not in metrics
 
 
 def test_logs_and_metrics_carry_neither_the_token_nor_the_callback_body(webhook, output) -> None:

@@ -10,7 +10,7 @@ from ens.adapters.aws import client
 from ens.adapters.mail_event_queue import SqsMailEventQueue
 from ens.adapters.subscription_store import DynamoSubscriptionStore
 from ens.core.subscriptions import CallbackProgress, Subscription, SubscriptionState
-from ens.webhook import CallbackReceiver, CallbackRequest
+from ens.services.webhook import CallbackReceiver, CallbackRequest
 from support.send_notifications import new_mail_body
 
 pytestmark = pytest.mark.integration

@@ -140,15 +140,78 @@ def test_a_heartbeat_that_does_not_advance_the_watermark_is_neither_replay_nor_g
     assert (result.replay, result.gap_from_watermark, result.heartbeat) == (False, None, True)
 
 
-def test_a_callback_with_new_events_after_the_same_previous_watermark_is_a_gap_not_a_replay() -> None:
+def test_a_resend_rebuilt_with_newer_events_is_a_replay_that_queues_only_the_new_ones() -> None:
+    # Accepted before: PreviousWatermark wm-0, events up to wm-2; our OK was lost and mail arrived.
     after_first = subscription(last_watermark="wm-2", last_previous_watermark="wm-0")
 
-    result = progress(after_first, callback(NotificationSpec("sub-1", "wm-0", [new_mail("wm-9", "z")])))
+    result = progress(
+        after_first,
+        callback(
+            NotificationSpec(
+                "sub-1", "wm-0", [new_mail("wm-1", "a"), new_mail("wm-2", "b"), new_mail("wm-3", "c")]
+            )
+        ),
+    )
 
-    assert (result.replay, result.gap_from_watermark) == (False, "wm-2")
+    assert (result.replay, result.gap_from_watermark, result.last_watermark, result.queued_through) == (
+        True,
+        None,
+        "wm-3",
+        "wm-2",
+    )
+    assert result.previous_watermark == "wm-0"
+
+
+def test_a_resend_of_a_heartbeat_rebuilt_with_mail_is_a_replay_that_queues_all_of_it() -> None:
+    # A heartbeat (PreviousWatermark wm-0, StatusEvent wm-5) was accepted; our OK was lost and mail arrived.
+    after_heartbeat = subscription(last_watermark="wm-5", last_previous_watermark="wm-0")
+
+    result = progress(after_heartbeat, callback(NotificationSpec("sub-1", "wm-0", [new_mail("wm-6", "z")])))
+
+    assert (result.replay, result.gap_from_watermark, result.last_watermark, result.queued_through) == (
+        True,
+        None,
+        "wm-6",
+        None,
+    )
+
+
+def test_a_chain_break_inside_a_resend_is_still_a_gap() -> None:
+    after_first = subscription(last_watermark="wm-2", last_previous_watermark="wm-0")
+
+    result = progress(
+        after_first,
+        callback(
+            NotificationSpec(
+                "sub-1", "wm-0", [new_mail("wm-1", "a"), new_mail("wm-2", "b")], more_events=True
+            ),
+            NotificationSpec("sub-1", "wm-7", [new_mail("wm-8", "h")]),
+        ),
+    )
+
+    assert (result.replay, result.gap_from_watermark) == (True, "wm-2")
 
 
 def test_an_error_from_exchange_opens_a_gap_at_our_last_watermark() -> None:
     result = progress(subscription(last_watermark="wm-7"), callback(ErrorSpec("ErrorReadEventsFailed")))
 
     assert (result.gap_from_watermark, result.error_code) == ("wm-7", "ErrorReadEventsFailed")
+
+
+def test_an_error_message_carrying_a_notification_opens_a_gap_and_records_its_code() -> None:
+    result = progress(
+        subscription(last_watermark="wm-7"),
+        callback(ErrorSpec("ErrorReadEventsFailed", subscription_id="sub-1", previous_watermark="wm-7")),
+    )
+
+    assert (result.gap_from_watermark, result.error_code, result.heartbeat) == (
+        "wm-7",
+        "ErrorReadEventsFailed",
+        False,
+    )
+
+
+def test_an_error_message_naming_another_subscription_is_foreign() -> None:
+    verdict = judge(subscription(), callback(ErrorSpec("ErrorReadEventsFailed", subscription_id="sub-other")))
+
+    assert verdict is Verdict.FOREIGN_SUBSCRIPTION

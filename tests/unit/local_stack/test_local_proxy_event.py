@@ -199,6 +199,22 @@ def test_routes_match_literal_segments_before_parameters_and_greedy_paths() -> N
     assert router.match("GET", "/elsewhere") is None
 
 
+def test_a_path_parameter_is_decoded_once_when_it_holds_an_encoded_percent() -> None:
+    router = Router([ROUTE])
+
+    found = router.match("POST", "/ews/notifications/local-demo-token-%2562ob-0123456789")
+
+    assert found is not None
+    assert found.path_parameters == {"token": "local-demo-token-%62ob-0123456789"}
+
+
+def test_an_encoded_slash_stays_inside_its_path_parameter() -> None:
+    found = Router([ROUTE]).match("POST", "/ews/notifications/a%2Fb")
+
+    assert found is not None
+    assert found.path_parameters == {"token": "a/b"}
+
+
 def test_logged_paths_never_show_path_parameters() -> None:
     router = Router([ROUTE])
     token = "Zm9vYmFyYmF6cXV4cXV1eA-secret"

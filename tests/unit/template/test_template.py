@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from ens_local.template import Template
@@ -70,3 +73,23 @@ def test_the_webhook_may_only_read_and_update_subscriptions(template: Template) 
 
 def test_callback_bodies_reach_the_webhook_byte_exact(template: Template) -> None:
     assert template.properties("WebhookApi")["BinaryMediaTypes"] == ["*~1*"]
+
+
+def test_an_alarm_fires_when_most_callbacks_are_refused_and_notifies_like_the_others(
+    template: Template,
+) -> None:
+    alarm = template.properties("WebhookRefusalsAlarm")
+    metrics = {query["Id"]: query for query in alarm["Metrics"]}
+    watched = {
+        query_id: query["MetricStat"]["Metric"]["MetricName"]
+        for query_id, query in metrics.items()
+        if "MetricStat" in query
+    }
+    (returned,) = [query for query in metrics.values() if query.get("ReturnData")]
+    webhook_source = (Path(__file__).resolve().parents[3] / "functions" / "webhook" / "app.py").read_text()
+
+    assert watched == {"refused": "CallbacksRejected", "answered": "Notifications"}
+    assert all(f'"{name}"' in webhook_source for name in watched.values())  # names the webhook emits
+    assert {"refused", "answered"} <= set(re.findall(r"[a-z]+", returned["Expression"]))
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0.5)
+    assert alarm["AlarmActions"] == template.properties("WebhookRetriesAlarm")["AlarmActions"]

@@ -29,7 +29,7 @@ def test_webhook_import_loads_neither_exchangelib_nor_xray() -> None:
     modules = modules_after_importing_the_webhook()
 
     assert "app" in modules
-    assert "ens.webhook" in modules
+    assert "ens.services.webhook" in modules
     assert not {name for name in modules if name.split(".")[0] in {"exchangelib", "aws_xray_sdk", "pydantic"}}
 
 

@@ -43,10 +43,17 @@ class MailEvent:
         return cls(**data)
 
 
-def mail_events(mailbox: str, notification: SendNotification) -> list[MailEvent]:
+def mail_events(
+    mailbox: str, notification: SendNotification, after_watermark: str | None = None
+) -> list[MailEvent]:
+    """The queue messages for a callback's events; with `after_watermark`, only for those after it."""
     events: list[MailEvent] = []
+    skipping = after_watermark is not None
     for item in notification.notifications:
         for event in item.events:
+            if skipping:
+                skipping = event.watermark != after_watermark
+                continue
             mail_event = _mail_event(mailbox, item.subscription_id, event)
             if mail_event is not None:
                 events.append(mail_event)

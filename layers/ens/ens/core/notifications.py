@@ -24,8 +24,12 @@ from ens.core.ews import (
 
 # SOAP 1.1, which Exchange's push callbacks use, travels as text/xml. application/soap+xml would
 # announce SOAP 1.2, an envelope Exchange never sends.
-# Exchange batches a few dozen events per callback (MoreEvents for the rest): a few KiB.
-DEFAULT_MAX_NOTIFICATION_BYTES = 256 * 1024
+# No published bound on the events in one callback: Microsoft documents only that MoreEvents announces
+# follow-up callbacks, and neither exchangelib nor the EWS Managed API knows a limit. A 413 would repeat
+# on every retry until Exchange dropped the subscription, so the default is the largest body the
+# pipeline carries (Lambda's 6 MB invoke limit applies to it base64-encoded): about 7,800 NewMail
+# events of Exchange-sized ids. See docs/webhook.md, "Body size".
+DEFAULT_MAX_NOTIFICATION_BYTES = 4 * 1024 * 1024
 
 ACCEPTED_MEDIA_TYPES = frozenset({"text/xml", "application/xml"})
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
@@ -127,10 +131,16 @@ class Notification:
 
 @dataclass(frozen=True, slots=True)
 class ResponseError:
-    """A SendNotificationResponseMessage with ResponseClass Error, e.g. ErrorReadEventsFailed."""
+    """A SendNotificationResponseMessage with ResponseClass Error or Warning, e.g. ErrorReadEventsFailed.
+
+    The schema requires a Notification even here (often a lone StatusEvent); it names the
+    subscription, but its events are not acted on: Exchange says it could not read them.
+    """
 
     response_code: str
     message_text: str | None
+    response_class: str = "Error"
+    subscription_id: str | None = None  # of the message's Notification, when it has one
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +150,10 @@ class SendNotification:
 
     @property
     def subscription_ids(self) -> frozenset[str]:
-        return frozenset(n.subscription_id for n in self.notifications)
+        """Every SubscriptionId the callback names, those of error messages included."""
+        return frozenset(n.subscription_id for n in self.notifications) | frozenset(
+            e.subscription_id for e in self.errors if e.subscription_id is not None
+        )
 
     @property
     def events(self) -> tuple[NotificationEvent, ...]:
@@ -199,15 +212,21 @@ def parse_send_notification(body: bytes) -> SendNotification:
         f"{messages('ResponseMessages')}/{messages('SendNotificationResponseMessage')}"
     ):
         element = message.find(messages("Notification"))
-        if element is not None:
-            notifications.append(_notification(element))
-        elif message.get("ResponseClass") in ("Error", "Warning"):
+        response_class = (message.get("ResponseClass") or "").strip()
+        if response_class in ("Error", "Warning"):
+            # With a Notification (the schema requires one) or without (as some servers send it):
+            # either way the ResponseCode is what counts, never the Notification's events.
             errors.append(
                 ResponseError(
-                    response_code=message.findtext(messages("ResponseCode")) or "ErrorUnknown",
+                    response_code=(message.findtext(messages("ResponseCode")) or "").strip()
+                    or "ErrorUnknown",
                     message_text=message.findtext(messages("MessageText")),
+                    response_class=response_class,
+                    subscription_id=_error_subscription_id(element),
                 )
             )
+        elif element is not None:
+            notifications.append(_notification(element))
     if not notifications and not errors:
         raise NotificationRejected(RejectReason.NO_NOTIFICATION, "SendNotification carries no Notification")
     return SendNotification(notifications=tuple(notifications), errors=tuple(errors))
@@ -222,10 +241,17 @@ def _notification(element: etree._Element) -> Notification:
     )
     return Notification(
         subscription_id=subscription_id.strip(),
-        previous_watermark=element.findtext(types("PreviousWatermark")),
+        previous_watermark=(element.findtext(types("PreviousWatermark")) or "").strip() or None,
         more_events=(element.findtext(types("MoreEvents")) or "false").strip() in ("true", "1"),
         events=events,
     )
+
+
+def _error_subscription_id(element: etree._Element | None) -> str | None:
+    # Read leniently: an error must be recorded even if the Notification beside it is incomplete.
+    if element is None:
+        return None
+    return (element.findtext(types("SubscriptionId")) or "").strip() or None
 
 
 def _event(element: etree._Element, kind: EventKind) -> NotificationEvent:

@@ -78,49 +78,57 @@ class CallbackProgress:
     heartbeat: bool
     gap_from_watermark: str | None
     error_code: str | None
-    replay: bool  # Exchange resent the last accepted callback: its events are queued already
+    # Exchange resent the last accepted callback (our OK did not reach it), possibly with newer events.
+    replay: bool
+    # For a replay: the watermark of the last event already queued, found in this callback; the events
+    # up to it are not queued again. None: every mail event of the callback is queued (for a replay,
+    # the consumer's idempotency absorbs what was queued before).
+    queued_through: str | None = None
 
 
 def progress(subscription: Subscription, notification: SendNotification) -> CallbackProgress:
     """New watermark, heartbeat, gap and replay for an accepted callback.
 
-    A PreviousWatermark other than the last watermark we stored means Exchange sent events we never
-    saw: the gap starts at our last watermark, from which the recovery job resubscribes. The one
-    exception is a resend of the last accepted callback (same PreviousWatermark, same final
-    watermark), which Exchange makes when our OK did not reach it. An error message from Exchange
-    (e.g. ErrorReadEventsFailed: it lost the subscription) opens a gap at our last watermark too.
+    Exchange moves its cursor only when it gets our OK; until then every retry starts again from
+    the same PreviousWatermark, rebuilt with whatever has happened since (more events, or events
+    in place of a heartbeat). So a callback whose first PreviousWatermark is that of the last
+    accepted callback is a resend, whatever its final watermark: nothing was missed. Any other
+    PreviousWatermark than the last watermark we stored means Exchange sent events we never saw:
+    the gap starts at our last watermark, from which the recovery job resubscribes. An error message
+    from Exchange (e.g. ErrorReadEventsFailed: it lost the subscription) opens a gap there too.
     """
     stored = subscription.last_watermark
     first_previous = notification.notifications[0].previous_watermark if notification.notifications else None
+    replay = (
+        first_previous is not None
+        and first_previous != stored
+        and first_previous == subscription.last_previous_watermark
+    )
     last_watermark = stored
     gap_from: str | None = None
-    for item in notification.notifications:
+    seen: set[str] = set()
+    for index, item in enumerate(notification.notifications):
+        chained_from = first_previous if (index == 0 and replay) else last_watermark
         if (
             gap_from is None
-            and last_watermark is not None
+            and chained_from is not None
             and item.previous_watermark is not None
-            and item.previous_watermark != last_watermark
+            and item.previous_watermark != chained_from
         ):
             gap_from = last_watermark
         for event in item.events:
             if event.watermark:
                 last_watermark = event.watermark
-    replay = (
-        first_previous is not None
-        and first_previous != stored
-        and first_previous == subscription.last_previous_watermark
-        and last_watermark == stored
-    )
-    if replay:
-        gap_from = None
+                seen.add(event.watermark)
     errors = notification.errors
     if errors and gap_from is None:
         gap_from = stored
     return CallbackProgress(
         last_watermark=last_watermark,
-        previous_watermark=subscription.last_previous_watermark if replay else first_previous,
+        previous_watermark=first_previous,
         heartbeat=any(event.kind is EventKind.STATUS for event in notification.events),
         gap_from_watermark=gap_from,
         error_code=errors[0].response_code if errors else None,
         replay=replay,
+        queued_through=stored if replay and stored in seen else None,
     )

@@ -7,6 +7,7 @@ record moves on and before Exchange hears OK, so a failure anywhere leaves Excha
 
 from __future__ import annotations
 
+import enum
 import json
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -57,6 +58,16 @@ class CallbackRequest:
     content_type: str | None
 
 
+class CallbackResult(enum.StrEnum):
+    """What became of a callback; the handler picks its metric and log level by it."""
+
+    OK = "ok"
+    UNSUBSCRIBE = "unsubscribe"
+    REJECTED = "rejected"  # the request itself is unacceptable: 4xx
+    UNKNOWN_TOKEN = "unknown_token"  # noqa: S105  (a result, not a secret): 404
+    RETRY = "retry"  # 503: Exchange is to try again
+
+
 @dataclass(frozen=True)
 class CallbackOutcome:
     """The HTTP answer plus what happened, for logs and metrics."""
@@ -64,7 +75,7 @@ class CallbackOutcome:
     status_code: int
     body: bytes
     content_type: str
-    result: str  # ok | unsubscribe | rejected | unknown_token | retry
+    result: CallbackResult
     reason: str | None = None  # why, when not ok
     mailbox: str | None = None
     subscription_id: str | None = None
@@ -101,7 +112,7 @@ class CallbackReceiver:
         except DependencyUnavailable as error:
             return _error(
                 503,
-                "retry",
+                CallbackResult.RETRY,
                 "dependency_unavailable",
                 "temporarily unavailable; retry",
                 fault=type(error.__cause__).__name__ if error.__cause__ else type(error).__name__,
@@ -118,7 +129,9 @@ class CallbackReceiver:
             check_request(request.body, request.content_type, self._max_body_bytes)
             notification = parse_send_notification(request.body)
         except NotificationRejected as rejected:
-            return _error(rejected.http_status, "rejected", rejected.reason.value, rejected.detail)
+            return _error(
+                rejected.http_status, CallbackResult.REJECTED, rejected.reason.value, rejected.detail
+            )
         assert request.token is not None  # checked by is_well_formed_token
         subscription = self._subscriptions.get(request.token)
         if subscription is None:
@@ -133,24 +146,38 @@ class CallbackReceiver:
         verdict = judge(subscription, notification)
         if verdict in (Verdict.RETIRED, Verdict.FOREIGN_SUBSCRIPTION):
             return _soap(
-                SubscriptionStatus.UNSUBSCRIBE, result="unsubscribe", reason=verdict.value, **context
+                SubscriptionStatus.UNSUBSCRIBE,
+                result=CallbackResult.UNSUBSCRIBE,
+                reason=verdict.value,
+                **context,
             )
         if verdict is Verdict.NOT_YET_ACTIVE:
-            return _error(503, "retry", verdict.value, "the subscription is not active yet; retry", **context)
+            return _error(
+                503,
+                CallbackResult.RETRY,
+                verdict.value,
+                "the subscription is not active yet; retry",
+                **context,
+            )
 
         callback_progress = progress(subscription, notification)
-        events = [] if callback_progress.replay else mail_events(subscription.mailbox, notification)
+        events = mail_events(
+            subscription.mailbox, notification, after_watermark=callback_progress.queued_through
+        )
         if events:
             self._queue.send(events)
         if not self._subscriptions.record_callback(subscription, callback_progress, self._clock()):
             # Retired or replaced between our read and write. The events are queued all the same:
             # whether the mailbox still has a registered device is the consumer's decision.
             return _soap(
-                SubscriptionStatus.UNSUBSCRIBE, result="unsubscribe", reason="retired_meanwhile", **context
+                SubscriptionStatus.UNSUBSCRIBE,
+                result=CallbackResult.UNSUBSCRIBE,
+                reason="retired_meanwhile",
+                **context,
             )
         return _soap(
             SubscriptionStatus.OK,
-            result="ok",
+            result=CallbackResult.OK,
             queued=len(events),
             gap_from_watermark=callback_progress.gap_from_watermark,
             replay=callback_progress.replay,
@@ -164,10 +191,12 @@ def _soap(status: SubscriptionStatus, **details: Any) -> CallbackOutcome:
 
 
 def _not_found() -> CallbackOutcome:
-    return _error(404, "unknown_token", "unknown_token", "no subscription has this callback URL")
+    return _error(404, CallbackResult.UNKNOWN_TOKEN, "unknown_token", "no subscription has this callback URL")
 
 
-def _error(status_code: int, result: str, reason: str, message: str, **details: Any) -> CallbackOutcome:
+def _error(
+    status_code: int, result: CallbackResult, reason: str, message: str, **details: Any
+) -> CallbackOutcome:
     """A non-SOAP answer: JSON naming the reason, with Retry-After on a 503."""
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status_code == 503 else {}
     return CallbackOutcome(
