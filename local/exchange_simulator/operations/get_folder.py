@@ -54,7 +54,9 @@ def call(endpoint: EwsEndpoint, request: etree._Element, context: CallContext) -
 def folder_element(
     store: Store, parent: etree._Element, mailbox: Mailbox, folder: Folder, fields: set[str]
 ) -> None:
-    element = sub(parent, t("Folder"))
+    # Exchange answers for a Contacts folder with t:ContactsFolder, which has no UnreadCount.
+    is_contacts = folder.folder_class == "IPF.Contact"
+    element = sub(parent, t("ContactsFolder" if is_contacts else "Folder"))
     sub(element, t("FolderId"), Id=store.folder_id(mailbox, folder.number), ChangeKey="AQAAABYAAAA=")
     if "folder:ParentFolderId" in fields and folder.parent is not None:
         sub(element, t("ParentFolderId"), Id=store.folder_id(mailbox, folder.parent))
@@ -63,8 +65,8 @@ def folder_element(
     if "folder:DisplayName" in fields:
         sub(element, t("DisplayName"), folder.display_name)
     if "folder:TotalCount" in fields:
-        sub(element, t("TotalCount"), str(len(mailbox.messages_in(folder.number))))
+        sub(element, t("TotalCount"), str(mailbox.total_count(folder.number)))
     if "folder:ChildFolderCount" in fields:
         sub(element, t("ChildFolderCount"), str(mailbox.child_folder_count(folder.number)))
-    if "folder:UnreadCount" in fields:
+    if "folder:UnreadCount" in fields and not is_contacts:
         sub(element, t("UnreadCount"), str(mailbox.unread_count(folder.number)))

@@ -9,7 +9,7 @@ from lxml import etree
 from exchange_simulator import soap
 from exchange_simulator.ids import MalformedIdError
 from exchange_simulator.operations.common import CallContext
-from exchange_simulator.operations.shapes import item_shape, message_element
+from exchange_simulator.operations.shapes import item_element, item_shape
 from exchange_simulator.soap import m, sub
 
 if TYPE_CHECKING:
@@ -29,12 +29,12 @@ def call(endpoint: EwsEndpoint, request: etree._Element, context: CallContext) -
         except MalformedIdError:
             soap.error_message(messages, OPERATION, "ErrorInvalidIdMalformed", "Id is malformed.")
             continue
-        message = mailbox.messages.get(number) if number is not None else None
-        if message is None:
+        item = (mailbox.messages.get(number) or mailbox.contacts.get(number)) if number is not None else None
+        if item is None:
             soap.error_message(
                 messages, OPERATION, "ErrorItemNotFound", "The specified object was not found in the store."
             )
             continue
         response = soap.success_message(messages, OPERATION)
-        message_element(endpoint.store, sub(response, m("Items")), mailbox, message, shape)
+        item_element(endpoint.store, sub(response, m("Items")), mailbox, item, shape)
     return root

@@ -7,16 +7,31 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from exchange_simulator import soap
 from exchange_simulator.clock import ews_datetime
-from exchange_simulator.model import Address, Mailbox, Message, Store
+from exchange_simulator.model import EMAIL_KEYS, Address, Contact, Mailbox, Message, Store
 from exchange_simulator.operations.common import text_of, xml_bool
 from exchange_simulator.soap import sub, t
 
 
 @dataclass(frozen=True)
 class ItemShape:
-    fields: frozenset[str]
+    base_shape: str  # IdOnly | Default | AllProperties
+    # AdditionalProperties: FieldURIs as given, IndexedFieldURIs as "uri:FieldIndex" (contacts:EmailAddress:EmailAddress1)
+    additional: frozenset[str]
     body_type: str  # Best | HTML | Text
+
+    def includes(self, uri: str, defaults: frozenset[str]) -> bool:
+        """Whether a property the simulator models for this kind of item goes into the response."""
+        if uri in self.additional or self.base_shape == "AllProperties":
+            return True
+        return self.base_shape == "Default" and uri in defaults
+
+    def email_keys(self) -> tuple[str, ...]:
+        """The EmailAddress1..3 entries asked for, whole (contacts:EmailAddresses) or one by one (indexed)."""
+        if self.includes("contacts:EmailAddresses", DEFAULT_CONTACT_FIELDS):
+            return EMAIL_KEYS
+        return tuple(key for key in EMAIL_KEYS if f"contacts:EmailAddress:{key}" in self.additional)
 
 
 # Message fields in schema order (ItemType, then MessageType). Each writer appends its element.
@@ -112,7 +127,6 @@ def _recipients(parent: etree._Element, tag: str, addresses: list[Address]) -> N
         sub(mailbox, t("MailboxType"), "Mailbox")
 
 
-KNOWN_MESSAGE_FIELDS = frozenset(uri for uri, _ in MESSAGE_FIELDS)
 # Exchange's Default shape for messages, as far as the simulator models them.
 DEFAULT_MESSAGE_FIELDS = frozenset(
     {
@@ -132,23 +146,24 @@ DEFAULT_MESSAGE_FIELDS = frozenset(
 def additional_fields(shape: etree._Element | None) -> list[str]:
     if shape is None:
         return []
-    return [
-        element.get("FieldURI", "")
-        for element in shape.iterfind(f"{t('AdditionalProperties')}/{t('FieldURI')}")
-    ]
+    properties = shape.find(t("AdditionalProperties"))
+    fields = []
+    for element in properties if properties is not None else []:
+        if soap.local_name(element) == "IndexedFieldURI":
+            fields.append(f"{element.get('FieldURI', '')}:{element.get('FieldIndex', '')}")
+        else:
+            fields.append(element.get("FieldURI", ""))
+    return fields
 
 
 def item_shape(shape: etree._Element | None) -> ItemShape:
-    base_shape = text_of(shape, t("BaseShape")) or "Default"
-    fields = set(additional_fields(shape))
-    if base_shape == "AllProperties":
-        fields.update(KNOWN_MESSAGE_FIELDS)
-    elif base_shape == "Default":
-        fields.update(DEFAULT_MESSAGE_FIELDS)
     # Fields the simulator does not model are left out of the response, as Exchange does for properties
     # an item does not have.
-    body_type = text_of(shape, t("BodyType")) or "Best"
-    return ItemShape(frozenset(fields), body_type)
+    return ItemShape(
+        base_shape=text_of(shape, t("BaseShape")) or "Default",
+        additional=frozenset(additional_fields(shape)),
+        body_type=text_of(shape, t("BodyType")) or "Best",
+    )
 
 
 def message_element(
@@ -157,6 +172,61 @@ def message_element(
     element = sub(parent, t("Message"))
     sub(element, t("ItemId"), Id=store.item_id(mailbox, message.number), ChangeKey=store.change_key(message))
     for uri, writer in MESSAGE_FIELDS:
-        if uri in shape.fields:
+        if shape.includes(uri, DEFAULT_MESSAGE_FIELDS):
             writer(element, store, mailbox, message, shape)
     return element
+
+
+def _strings(parent: etree._Element, tag: str, values: list[str]) -> None:
+    if values:  # ArrayOfStringsType needs one String at least: an empty list is an absent property
+        container = sub(parent, t(tag))
+        for value in values:
+            sub(container, t("String"), value)
+
+
+# Contact fields in schema order (ItemType, then ContactItemType); contacts:EmailAddresses is written apart,
+# since its entries can be asked for one by one.
+ContactWriter = Callable[[etree._Element, Store, Mailbox, Contact], object]  # result unused
+CONTACT_FIELDS: tuple[tuple[str, ContactWriter], ...] = (
+    ("item:ParentFolderId", lambda p, st, mb, c: sub(p, t("ParentFolderId"), Id=st.folder_id(mb, c.folder))),
+    ("item:ItemClass", lambda p, st, mb, c: sub(p, t("ItemClass"), "IPM.Contact")),
+    ("item:Subject", lambda p, st, mb, c: sub(p, t("Subject"), c.display_name)),
+    ("item:Categories", lambda p, st, mb, c: _strings(p, "Categories", c.categories)),
+    ("contacts:FileAs", lambda p, st, mb, c: sub(p, t("FileAs"), c.display_name)),
+    ("contacts:DisplayName", lambda p, st, mb, c: sub(p, t("DisplayName"), c.display_name)),
+)
+# Exchange's Default shape for contacts, as far as the simulator models them.
+DEFAULT_CONTACT_FIELDS = frozenset({"contacts:FileAs", "contacts:DisplayName", "contacts:EmailAddresses"})
+
+
+def contact_element(
+    store: Store, parent: etree._Element, mailbox: Mailbox, contact: Contact, shape: ItemShape
+) -> etree._Element:
+    element = sub(parent, t("Contact"))
+    sub(element, t("ItemId"), Id=store.item_id(mailbox, contact.number), ChangeKey=store.change_key(contact))
+    for uri, writer in CONTACT_FIELDS:
+        if shape.includes(uri, DEFAULT_CONTACT_FIELDS):
+            writer(element, store, mailbox, contact)
+    entries = [(key, email) for key, email in zip(EMAIL_KEYS, contact.emails, strict=False)]
+    wanted = [(key, email) for key, email in entries if key in shape.email_keys()]
+    if wanted:  # the dictionary needs one Entry at least
+        addresses = sub(element, t("EmailAddresses"))
+        for key, email in wanted:
+            sub(
+                addresses,
+                t("Entry"),
+                email,
+                Key=key,
+                Name=contact.display_name,
+                RoutingType="SMTP",
+                MailboxType="OneOff",
+            )
+    return element
+
+
+def item_element(
+    store: Store, parent: etree._Element, mailbox: Mailbox, item: Message | Contact, shape: ItemShape
+) -> etree._Element:
+    if isinstance(item, Contact):
+        return contact_element(store, parent, mailbox, item, shape)
+    return message_element(store, parent, mailbox, item, shape)
