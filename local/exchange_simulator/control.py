@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from exchange_simulator import inputs
 from exchange_simulator.clock import ManualClock
-from exchange_simulator.model import Message, NotFoundError
+from exchange_simulator.model import Contact, Message, NotFoundError
 
 if TYPE_CHECKING:
     from exchange_simulator.simulator import ExchangeSimulator
@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 # (simulator, parsed body or None, path parameters, query) -> (HTTP status, JSON answer)
 Route = Callable[["ExchangeSimulator", Any, dict[str, str], dict[str, list[str]]], tuple[int, Any]]
 _ROUTES: list[tuple[str, re.Pattern[str], type[BaseModel] | None, Route]] = []
+
+
+class BadQuery(ValueError):
+    """A query parameter that does not fit: 400."""
 
 
 def route(method: str, pattern: str, body: type[BaseModel] | None = None) -> Callable[[Route], Route]:
@@ -62,6 +66,8 @@ def handle_control(
             return 400, {"error": inputs.explain(e), "details": json.loads(e.json(include_url=False))}
         except NotFoundError as e:
             return 404, {"error": str(e)}
+        except BadQuery as e:
+            return 400, {"error": str(e)}
         except Exception:  # a simulator bug still answers, as EWS does, instead of dropping the connection
             log.exception("control request %s %s failed inside the simulator", method, path)
             return 500, {"error": "the simulator failed; see its log"}
@@ -174,6 +180,38 @@ def _delete(sim: ExchangeSimulator, body: None, params: dict[str, str], query: A
     return 200, {"deleted": params["message"]}
 
 
+def contact_json(sim: ExchangeSimulator, mailbox: str, contact: Contact) -> dict[str, Any]:
+    with sim.lock:
+        return {
+            "ref": contact.number,
+            "item_id": sim.store.item_id(sim.store.mailbox(mailbox), contact.number),
+            "display_name": contact.display_name,
+            "emails": list(contact.emails),
+            "categories": list(contact.categories),
+        }
+
+
+@route("GET", "/mailboxes/{mailbox}/contacts")
+def _list_contacts(sim: ExchangeSimulator, body: None, params: dict[str, str], query: Any) -> tuple[int, Any]:
+    return 200, [contact_json(sim, params["mailbox"], c) for c in sim.contacts(params["mailbox"])]
+
+
+@route("POST", "/mailboxes/{mailbox}/contacts", body=inputs.ContactSpec)
+def _add_contact(
+    sim: ExchangeSimulator, body: inputs.ContactSpec, params: dict[str, str], query: Any
+) -> tuple[int, Any]:
+    contact = sim.add_contact(params["mailbox"], body)
+    return 201, contact_json(sim, params["mailbox"], contact)
+
+
+@route("DELETE", "/mailboxes/{mailbox}/contacts/{contact}")
+def _remove_contact(
+    sim: ExchangeSimulator, body: None, params: dict[str, str], query: Any
+) -> tuple[int, Any]:
+    sim.remove_contact(params["mailbox"], params["contact"])
+    return 200, {"deleted": params["contact"]}
+
+
 @route("POST", "/mailboxes/{mailbox}/expire-watermarks")
 def _expire(sim: ExchangeSimulator, body: None, params: dict[str, str], query: Any) -> tuple[int, Any]:
     sim.expire_watermarks(params["mailbox"])
@@ -233,10 +271,27 @@ def _clear_faults(sim: ExchangeSimulator, body: None, params: dict[str, str], qu
     return 200, {"faults": "cleared"}
 
 
+def _since(query: dict[str, list[str]]) -> int:
+    text = query.get("since", ["0"])[0]
+    if not text.isdigit():
+        raise BadQuery(f"since must be a request seq (0, 1, 2, ...), not {text!r}")
+    return int(text)
+
+
 @route("GET", "/requests")
-def _requests(sim: ExchangeSimulator, body: None, params: dict[str, str], query: Any) -> tuple[int, Any]:
+def _requests(
+    sim: ExchangeSimulator, body: None, params: dict[str, str], query: dict[str, list[str]]
+) -> tuple[int, Any]:
+    since = _since(query)
     with sim.lock:
-        return 200, [record.describe() for record in sim.requests]
+        return 200, [record.describe() for record in sim.requests if record.seq > since]
+
+
+@route("GET", "/requests/counts")
+def _request_counts(
+    sim: ExchangeSimulator, body: None, params: dict[str, str], query: dict[str, list[str]]
+) -> tuple[int, Any]:
+    return 200, sim.request_counts(_since(query))
 
 
 @route("GET", "/clock")

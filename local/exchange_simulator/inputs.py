@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from exchange_simulator import soap
-from exchange_simulator.model import Address, BodyType, Importance
+from exchange_simulator.model import EMAIL_KEYS, Address, BodyType, Importance
 
 FaultKind = Literal["server_busy", "latency", "connection_reset"]
 
@@ -126,11 +126,36 @@ class FaultSpec(_Input):
         return self
 
 
+EmailAddress = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]
+
+
 class MailboxSpec(_Input):
     """`POST /_sim/mailboxes`, and a mailbox of the demo file."""
 
-    address: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]
+    address: EmailAddress
     display_name: NonEmptyText | None = None
+
+
+class ContactSpec(_Input):
+    """`POST /_sim/mailboxes/{address}/contacts`, and a contact of the demo file.
+
+    One address as `email` or up to three as `emails` (a contact's EmailAddress1..3), not both.
+    """
+
+    display_name: NonEmptyText
+    email: EmailAddress | None = None
+    emails: Annotated[tuple[EmailAddress, ...], Field(max_length=len(EMAIL_KEYS))] = ()
+    categories: tuple[NonEmptyText, ...] = ()
+
+    @model_validator(mode="after")
+    def _one_way_to_give_addresses(self) -> Self:
+        if (self.email is None) == (not self.emails):
+            raise ValueError("give email or emails (one to three addresses), not both and not neither")
+        return self
+
+    @property
+    def addresses(self) -> list[str]:
+        return [self.email] if self.email is not None else list(self.emails)
 
 
 class ServiceAccountSpec(_Input):
@@ -163,6 +188,7 @@ class ClockAdvance(_Input):
 
 class DemoMailbox(MailboxSpec):
     messages: tuple[Delivery, ...] = ()
+    contacts: tuple[ContactSpec, ...] = ()
 
 
 class DemoOrganisation(_Input):

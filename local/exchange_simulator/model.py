@@ -27,9 +27,12 @@ DISTINGUISHED_FOLDERS: tuple[tuple[str, str, str | None, str | None], ...] = (
     ("deleteditems", "Deleted Items", "msgfolderroot", "IPF.Note"),
     ("junkemail", "Junk Email", "msgfolderroot", "IPF.Note"),
     ("outbox", "Outbox", "msgfolderroot", "IPF.Note"),
+    ("contacts", "Contacts", "msgfolderroot", "IPF.Contact"),
 )
 
 PREVIEW_LENGTH = 256  # what Exchange 2013+ puts in item:Preview
+# A contact holds at most three e-mail addresses, the EmailAddress1..3 entries of contacts:EmailAddresses.
+EMAIL_KEYS = ("EmailAddress1", "EmailAddress2", "EmailAddress3")
 Importance = Literal["Low", "Normal", "High"]
 BodyType = Literal["Text", "HTML"]
 
@@ -100,6 +103,18 @@ class Message:
         return len(self.body.encode("utf-8")) + len(self.subject.encode("utf-8")) + 512
 
 
+@dataclass
+class Contact:
+    """A contact in a mailbox's Contacts folder: what ENS reads to find a user's VIP senders."""
+
+    number: int
+    folder: int
+    display_name: str
+    emails: list[str]  # EmailAddress1, 2, 3 in this order
+    categories: list[str]
+    change: int = 1
+
+
 @dataclass(frozen=True)
 class MailboxEvent:
     seq: int
@@ -139,6 +154,7 @@ class Mailbox:
     folders: dict[int, Folder] = field(default_factory=dict)
     distinguished: dict[str, int] = field(default_factory=dict)
     messages: dict[int, Message] = field(default_factory=dict)
+    contacts: dict[int, Contact] = field(default_factory=dict)
     events: list[MailboxEvent] = field(default_factory=list)
     tombstones: list[Tombstone] = field(default_factory=list)
     # Watermarks below this sequence number are expired (fault injection or retention).
@@ -159,6 +175,12 @@ class Mailbox:
 
     def messages_in(self, folder: int) -> list[Message]:
         return [message for message in self.messages.values() if message.folder == folder]
+
+    def contacts_in(self, folder: int) -> list[Contact]:
+        return [contact for contact in self.contacts.values() if contact.folder == folder]
+
+    def total_count(self, folder: int) -> int:
+        return len(self.messages_in(folder)) + len(self.contacts_in(folder))
 
     def unread_count(self, folder: int) -> int:
         return sum(1 for message in self.messages_in(folder) if not message.is_read)
@@ -188,8 +210,8 @@ class Store:
     def item_id(self, mailbox: Mailbox, item: int) -> str:
         return encode_id(IdKind.ITEM, self.store_number, mailbox.number, item)
 
-    def change_key(self, message: Message) -> str:
-        return encode_id(IdKind.CHANGE_KEY, self.store_number, message.number, message.change)
+    def change_key(self, item: Message | Contact) -> str:
+        return encode_id(IdKind.CHANGE_KEY, self.store_number, item.number, item.change)
 
     def folder_id(self, mailbox: Mailbox, folder: int) -> str:
         return encode_id(IdKind.FOLDER, self.store_number, mailbox.number, folder)
@@ -257,19 +279,46 @@ class Store:
             raise NotFoundError(f"no folder {name_or_id!r} in {mailbox.address}")
         return mailbox.folders[number]
 
+    def _item_number(self, mailbox: Mailbox, ref: str | int) -> int | None:
+        if isinstance(ref, int) or str(ref).isdigit():
+            return int(ref)
+        try:
+            return self.decode_item_id(mailbox, str(ref))
+        except MalformedIdError:
+            return None
+
     def message(self, mailbox: Mailbox, ref: str | int) -> Message:
         """By EWS item id or by the plain item number the control API hands out."""
-        number: int | None
-        if isinstance(ref, int) or str(ref).isdigit():
-            number = int(ref)
-        else:
-            try:
-                number = self.decode_item_id(mailbox, str(ref))
-            except MalformedIdError:
-                number = None
+        number = self._item_number(mailbox, ref)
         if number is None or number not in mailbox.messages:
             raise NotFoundError(f"no message {ref!r} in {mailbox.address}")
         return mailbox.messages[number]
+
+    def contact(self, mailbox: Mailbox, ref: str | int) -> Contact:
+        """By EWS item id or by the plain item number the control API hands out."""
+        number = self._item_number(mailbox, ref)
+        if number is None or number not in mailbox.contacts:
+            raise NotFoundError(f"no contact {ref!r} in {mailbox.address}")
+        return mailbox.contacts[number]
+
+    # -- contacts: no events, since ENS only reads them and subscribes to no Contacts folder -------------
+    def add_contact(
+        self, mailbox: Mailbox, *, display_name: str, emails: list[str], categories: list[str]
+    ) -> Contact:
+        if len(emails) > len(EMAIL_KEYS):
+            raise ValueError(f"a contact holds at most {len(EMAIL_KEYS)} e-mail addresses")
+        contact = Contact(
+            number=self._number(),
+            folder=mailbox.distinguished["contacts"],
+            display_name=display_name,
+            emails=list(emails),
+            categories=list(categories),
+        )
+        mailbox.contacts[contact.number] = contact
+        return contact
+
+    def remove_contact(self, mailbox: Mailbox, contact: Contact) -> None:
+        del mailbox.contacts[contact.number]
 
     # -- changes that generate events --------------------------------------------------------------------
     def _append(self, mailbox: Mailbox, now: datetime, event_type: str, **fields: int | None) -> MailboxEvent:

@@ -11,7 +11,8 @@ import struct
 import threading
 import time
 import tomllib
-from collections import deque
+from array import array
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,8 +30,14 @@ from exchange_simulator.auth import Accounts, NtlmConnection, ServiceAccount
 from exchange_simulator.clock import Clock, ManualClock, SystemClock
 from exchange_simulator.ews import CallContext, EwsEndpoint, EwsFault, parse_request
 from exchange_simulator.faults import FaultInjector
-from exchange_simulator.inputs import Delivery, DemoOrganisation, ExchangeSimulatorSettings, explain
-from exchange_simulator.model import BodyType, Importance, Mailbox, Message, Store
+from exchange_simulator.inputs import (
+    ContactSpec,
+    Delivery,
+    DemoOrganisation,
+    ExchangeSimulatorSettings,
+    explain,
+)
+from exchange_simulator.model import BodyType, Contact, Importance, Mailbox, Message, Store
 from exchange_simulator.push import DeliveryAttempt, PushEngine
 
 log = logging.getLogger(__name__)
@@ -38,6 +45,9 @@ log = logging.getLogger(__name__)
 EWS_PATH = "/EWS/Exchange.asmx"
 CONTROL_PREFIX = "/_sim"
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
+REQUEST_LOG_LENGTH = 1000
+NO_OPERATION = "(none)"  # what the request counts call a body that named no EWS operation
+NO_MAILBOX = "(none)"
 
 # Anything that sees a body the simulator produced: (body, what it is, e.g. "GetItem" or "SendNotification").
 BodyObserver = Callable[[bytes, str], None]
@@ -52,6 +62,7 @@ DEFAULT_SETTINGS: dict[str, Any] = ExchangeSimulatorSettings().model_dump(mode="
 class RequestRecord:
     """One EWS call as the simulator saw it, for tests and GET /_sim/requests."""
 
+    seq: int  # 1, 2, 3, ... in arrival order over the simulator's life: `since` points for the request log
     at: datetime
     operation: str | None
     account: str | None
@@ -63,8 +74,16 @@ class RequestRecord:
     # clock; this measures real gaps between calls, such as how long a client backed off after ErrorServerBusy.
     received_monotonic: float
 
+    @property
+    def mailbox(self) -> str | None:
+        """The mailbox the call was for: the impersonated one, else X-AnchorMailbox (a call refused before
+        impersonation was looked at, such as an injected ErrorServerBusy, still names its mailbox there)."""
+        mailbox = self.impersonated or self.anchor_mailbox
+        return mailbox.lower() if mailbox else None
+
     def describe(self) -> dict[str, Any]:
         return {
+            "seq": self.seq,
             "at": self.at.isoformat(),
             "operation": self.operation,
             "account": self.account,
@@ -106,7 +125,12 @@ class ExchangeSimulator:
         self.accounts = Accounts()
         self.faults = FaultInjector(seed=self.settings.fault_seed)
         self.observers: list[BodyObserver] = []
-        self.requests: deque[RequestRecord] = deque(maxlen=1000)
+        # The last REQUEST_LOG_LENGTH calls in full; every call ever as an index into _request_keys, four
+        # bytes each, so a benchmark's counts stay exact however many calls it makes.
+        self.requests: deque[RequestRecord] = deque(maxlen=REQUEST_LOG_LENGTH)
+        self._request_keys: list[tuple[str, str]] = []
+        self._request_key_index: dict[tuple[str, str], int] = {}
+        self._request_log = array("I")
         self.push = PushEngine(
             store=self.store,
             clock=self.clock,
@@ -218,6 +242,8 @@ class ExchangeSimulator:
             self.add_mailbox(mailbox.address, mailbox.display_name)
             for delivery in mailbox.messages:
                 self.deliver_message(mailbox.address, delivery)
+            for contact in mailbox.contacts:
+                self.add_contact(mailbox.address, contact)
         return demo
 
     # -- mail --------------------------------------------------------------------------------------------
@@ -302,10 +328,32 @@ class ExchangeSimulator:
             self.store.delete(box, self.store.message(box, message), self.clock.now())
         self.push.poke()
 
-    def item_id(self, mailbox: str, message: Message | int) -> str:
+    def item_id(self, mailbox: str, item: Message | Contact | int) -> str:
         with self.lock:
             box = self.store.mailbox(mailbox)
-            return self.store.item_id(box, message.number if isinstance(message, Message) else message)
+            return self.store.item_id(box, item if isinstance(item, int) else item.number)
+
+    # -- contacts ----------------------------------------------------------------------------------------
+    def add_contact(self, mailbox: str, contact: ContactSpec | None = None, **fields: Any) -> Contact:
+        """A contact in the mailbox's Contacts folder: add_contact(mailbox, display_name=..., email=... or
+        emails=[...], categories=[...]), or a ContactSpec. A bad value raises pydantic's ValidationError."""
+        spec = contact if contact is not None else ContactSpec.model_validate(fields)
+        with self.lock:
+            return self.store.add_contact(
+                self.store.mailbox(mailbox),
+                display_name=spec.display_name,
+                emails=spec.addresses,
+                categories=list(spec.categories),
+            )
+
+    def contacts(self, mailbox: str) -> list[Contact]:
+        with self.lock:
+            return list(self.store.mailbox(mailbox).contacts.values())
+
+    def remove_contact(self, mailbox: str, contact: str | int) -> None:
+        with self.lock:
+            box = self.store.mailbox(mailbox)
+            self.store.remove_contact(box, self.store.contact(box, contact))
 
     def watermark(self, mailbox: str) -> str:
         """The mailbox's current watermark (what a fresh subscription would return)."""
@@ -400,18 +448,50 @@ class ExchangeSimulator:
         received: float,
     ) -> None:
         with self.lock:
-            self.requests.append(
-                RequestRecord(
-                    at=self.clock.now(),
-                    operation=operation,
-                    account=account.username if account else None,
-                    impersonated=impersonated,
-                    anchor_mailbox=anchor,
-                    http_status=status,
-                    response_code=code,
-                    received_monotonic=received,
-                )
+            record = RequestRecord(
+                seq=len(self._request_log) + 1,
+                at=self.clock.now(),
+                operation=operation,
+                account=account.username if account else None,
+                impersonated=impersonated,
+                anchor_mailbox=anchor,
+                http_status=status,
+                response_code=code,
+                received_monotonic=received,
             )
+            self.requests.append(record)
+            key = (operation or NO_OPERATION, record.mailbox or NO_MAILBOX)
+            if key not in self._request_key_index:
+                self._request_key_index[key] = len(self._request_keys)
+                self._request_keys.append(key)
+            self._request_log.append(self._request_key_index[key])
+
+    @property
+    def last_request_seq(self) -> int:
+        """The seq of the newest EWS call (0 before the first): pass it as `since` to count what follows."""
+        with self.lock:
+            return len(self._request_log)
+
+    def request_counts(self, since: int = 0) -> dict[str, Any]:
+        """EWS calls after `since` (a seq), by operation, by mailbox and by both; exact for any `since`."""
+        with self.lock:
+            pairs = Counter(self._request_keys[index] for index in self._request_log[since:])
+            until = len(self._request_log)
+        by_operation: Counter[str] = Counter()
+        by_mailbox: Counter[str] = Counter()
+        by_mailbox_and_operation: dict[str, dict[str, int]] = {}
+        for (operation, mailbox), count in sorted(pairs.items()):
+            by_operation[operation] += count
+            by_mailbox[mailbox] += count
+            by_mailbox_and_operation.setdefault(mailbox, {})[operation] = count
+        return {
+            "since": since,
+            "until": until,
+            "total": sum(pairs.values()),
+            "by_operation": dict(sorted(by_operation.items())),
+            "by_mailbox": dict(sorted(by_mailbox.items())),
+            "by_mailbox_and_operation": by_mailbox_and_operation,
+        }
 
 
 def _response_code(content: etree._Element) -> str:

@@ -6,6 +6,7 @@ from urllib.parse import quote
 
 import pytest
 import requests
+from exchangelib.errors import ErrorServerBusy
 
 from exchange_simulator import ExchangeSimulator
 from support.simulator_fixtures import DEMO_MAILBOX
@@ -245,3 +246,102 @@ def test_requests_are_logged_with_their_anchor_mailbox(exchange_simulator: Excha
     assert record["operation"] == "GetFolder"
     assert record["anchor_mailbox"] == DEMO_MAILBOX
     assert record["impersonated"] == DEMO_MAILBOX
+
+
+def test_contacts_are_added_listed_and_removed_over_the_control_api(exchange_simulator: ExchangeSimulator):
+    contacts = f"/mailboxes/{DEMO_MAILBOX}/contacts"
+
+    added = call(
+        exchange_simulator,
+        "POST",
+        contacts,
+        {"display_name": "Dana", "emails": ["dana@contoso.example", "d@home.example"], "categories": ["VIP"]},
+    )
+    listed = call(exchange_simulator, "GET", contacts).json()
+    removed = call(exchange_simulator, "DELETE", f"{contacts}/{quote(added.json()['item_id'], safe='')}")
+    after = call(exchange_simulator, "GET", contacts).json()
+
+    assert added.status_code == 201
+    assert added.json()["emails"] == ["dana@contoso.example", "d@home.example"]
+    assert added.json()["item_id"] == exchange_simulator.item_id(DEMO_MAILBOX, added.json()["ref"])
+    assert {"Dana", "CEO"} <= {contact["display_name"] for contact in listed}
+    assert removed.status_code == 200
+    assert "Dana" not in {contact["display_name"] for contact in after}
+
+
+def test_the_demo_gives_alice_one_vip_and_one_other_contact(exchange_simulator: ExchangeSimulator):
+    listed = call(exchange_simulator, "GET", f"/mailboxes/{DEMO_MAILBOX}/contacts").json()
+
+    assert [(c["display_name"], c["emails"][0], c["categories"]) for c in listed] == [
+        ("CEO", "ceo@contoso.example", ["VIP"]),
+        ("Bob Brown", "bob@contoso.example", ["Colleagues"]),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "complaint"),
+    [
+        ({"display_name": "Both", "email": "a@b.c", "emails": ["a@b.c"]}, "give email or emails"),
+        ({"display_name": "Neither"}, "give email or emails"),
+        ({"display_name": "Four", "emails": ["a@b.c", "b@b.c", "c@b.c", "d@b.c"]}, "at most 3"),
+        ({"display_name": "Bad", "email": "not an address"}, "email"),
+        ({"email": "a@b.c"}, "display_name"),
+    ],
+)
+def test_a_contact_that_does_not_fit_gets_400(exchange_simulator: ExchangeSimulator, body, complaint):
+    response = call(exchange_simulator, "POST", f"/mailboxes/{DEMO_MAILBOX}/contacts", body)
+
+    assert response.status_code == 400
+    assert complaint in response.json()["error"]
+
+
+def test_removing_an_unknown_contact_gets_404(exchange_simulator: ExchangeSimulator):
+    response = call(exchange_simulator, "DELETE", f"/mailboxes/{DEMO_MAILBOX}/contacts/999999")
+
+    assert response.status_code == 404
+
+
+def test_request_counts_since_a_point_count_by_operation_and_by_mailbox(
+    exchange_simulator: ExchangeSimulator, ews_account
+):
+    _ = ews_account().inbox  # before the point: not counted
+    mark = call(exchange_simulator, "GET", "/requests/counts").json()["until"]
+
+    _ = ews_account().inbox
+    _ = ews_account("bob@contoso.example").inbox
+    list(ews_account("bob@contoso.example").inbox.all().only("subject"))
+    counts = call(exchange_simulator, "GET", f"/requests/counts?since={mark}").json()
+
+    assert counts["since"] == mark
+    assert counts["until"] == exchange_simulator.last_request_seq
+    assert counts["by_mailbox_and_operation"] == {
+        DEMO_MAILBOX: {"GetFolder": 2},
+        "bob@contoso.example": {"FindItem": 1, "GetFolder": 4},
+    }
+    assert counts["by_operation"] == {"FindItem": 1, "GetFolder": 6}
+    assert counts["by_mailbox"] == {DEMO_MAILBOX: 2, "bob@contoso.example": 5}
+    assert counts["total"] == 7
+
+
+def test_requests_since_a_seq_lists_only_the_later_calls(exchange_simulator: ExchangeSimulator, ews_account):
+    _ = ews_account().inbox
+    mark = exchange_simulator.last_request_seq
+    exchange_simulator.faults.add("server_busy", count=1)
+    with pytest.raises(ErrorServerBusy):
+        _ = ews_account("bob@contoso.example").inbox
+
+    later = call(exchange_simulator, "GET", f"/requests?since={mark}").json()
+
+    assert [(r["seq"], r["operation"], r["response_code"]) for r in later] == [
+        (mark + 1, "GetFolder", "ErrorServerBusy")
+    ]
+    # Refused before impersonation was looked at, it still counts for its mailbox through X-AnchorMailbox.
+    assert exchange_simulator.request_counts(since=mark)["by_mailbox"] == {"bob@contoso.example": 1}
+
+
+@pytest.mark.parametrize("since", ["-1", "abc", "1.5"])
+def test_a_since_that_is_no_seq_gets_400(exchange_simulator: ExchangeSimulator, since):
+    response = call(exchange_simulator, "GET", f"/requests/counts?since={since}")
+
+    assert response.status_code == 400
+    assert "since" in response.json()["error"]
