@@ -62,7 +62,9 @@ def seed_demo_devices(stack: LocalStack) -> None:
     for table in stack.settings.demo_devices:
         device = Device.model_validate({"registered_at": now, "updated_at": now, **table})
         store.put(device)
-        log.info("demo device %s for %s (%s mode)", device.device_id, device.mailbox, device.rules.content.value)
+        log.info(
+            "demo device %s for %s (%s mode)", device.device_id, device.mailbox, device.rules.content.value
+        )
 
 
 def subscribe_demo_mailboxes(stack: LocalStack) -> list[Subscription]:
@@ -92,7 +94,9 @@ def subscribe_demo_mailboxes(stack: LocalStack) -> list[Subscription]:
         )
         server = directory.server_for(mailbox)
         if server is None:
-            raise RuntimeError(f"the Exchange servers secret {options.servers_secret} routes {mailbox} to no server")
+            raise RuntimeError(
+                f"the Exchange servers secret {options.servers_secret} routes {mailbox} to no server"
+            )
         configuration = exchange_configuration(server, max_connections=1)
         account = Account(mailbox, config=configuration, autodiscover=False, access_type=IMPERSONATION)
         subscription_id, watermark = account.inbox.subscribe_to_push(

@@ -156,6 +156,7 @@ def load_function(
             sys.path.remove(str(directory))
             sys.path.insert(0, str(directory))
     _forget_modules_under(code_dir)
+    _forget_container_caches()
 
     unique_name = f"{_MODULE_PREFIX}{spec.logical_id}_{module_path.replace('.', '_')}_{next(_load_counter)}"
     module_spec = importlib.util.spec_from_file_location(
@@ -183,6 +184,17 @@ def load_function(
         function_name=function_name or spec.logical_id,
         region=region or os.environ.get("AWS_REGION", "eu-west-1"),
     )
+
+
+def _forget_container_caches() -> None:
+    """A cold start begins in a new container: none of the library caches an earlier load filled in
+    this process (Powertools' parameters and secrets, exchangelib's protocols and their pools) may
+    carry over, or a function started against a new local AWS or simulator reads the old ones."""
+    from aws_lambda_powertools.utilities import parameters
+
+    parameters.clear_caches()
+    if "exchangelib.protocol" in sys.modules:
+        sys.modules["exchangelib.protocol"].close_connections()
 
 
 def load_template_function(

@@ -82,7 +82,9 @@ def test_defaults_are_ntlm_and_exchange_2016_with_preview() -> None:
         (json.dumps({"servers": [_server("ex1", default=True), _server("ex2", default=True)]}), "one server"),
         (json.dumps({"servers": [_server("ex1"), _server("ex1")]}), "unique"),
         (
-            json.dumps({"servers": [_server("ex1", domains=["a.example"]), _server("ex2", domains=["A.example"])]}),
+            json.dumps(
+                {"servers": [_server("ex1", domains=["a.example"]), _server("ex2", domains=["A.example"])]}
+            ),
             "a.example",
         ),
     ],

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
@@ -18,6 +19,7 @@ from pydantic import ValidationError
 from ens.core.devices import Device
 from ens.errors import DependencyUnavailable
 
+logger = Logger(child=True)
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -97,8 +99,19 @@ class DynamoDeviceStore:
         data["rules"] = json.loads(data.get("rules") or "{}")
         try:
             return Device.model_validate(data)
-        except ValidationError:
-            # A record no model version can read must not block its mailbox's other devices.
+        except ValidationError as error:
+            # A record this model cannot read must not block its mailbox's other devices; an operator
+            # must see it, though (field names only: the values may hold a push token).
+            logger.error(
+                "unreadable device record skipped",
+                extra={
+                    "mailbox": data.get("mailbox"),
+                    "device_id": data.get("device_id"),
+                    "fields": sorted(
+                        {str(problem["loc"][0]) for problem in error.errors() if problem["loc"]}
+                    ),
+                },
+            )
             return None
 
 

@@ -27,7 +27,7 @@ from exchangelib import BASIC, IMPERSONATION, NTLM, Account, Configuration, Cred
 from exchangelib import errors as ews_errors
 from exchangelib.fields import FieldPath, InvalidField, TextField
 from exchangelib.folders import Contacts, Folder, FolderCollection, Root
-from exchangelib.items import Contact, Message
+from exchangelib.items import ID_ONLY, Message
 from exchangelib.properties import DistinguishedFolderId, Mailbox
 from exchangelib.protocol import BaseProtocol
 from exchangelib.version import (
@@ -213,12 +213,14 @@ class ExchangeMailSource:
         connection = self._connection(mailbox)
         account = connection.account(mailbox)
         with_preview = connection.server.version.supports_preview
+        root = _root(account, mailbox)
         fields = [*_MAIL_FIELDS, "preview" if with_preview else "text_body"]
         found: dict[str, Mail | None] = {}
         for start in range(0, len(items), GET_ITEM_BATCH):
             chunk = items[start : start + GET_ITEM_BATCH]
             with self._request(connection, "GetItem", mailbox):
-                results = list(account.fetch(ids=list(chunk), only_fields=fields))
+                # A folder given up front spares the GetFolder exchangelib would make for the root.
+                results = list(account.fetch(ids=list(chunk), folder=Folder(root=root), only_fields=fields))
             for (item_id, _), result in zip(chunk, results, strict=True):
                 found[item_id] = self._mail(connection, mailbox, item_id, result, with_preview)
         return found
@@ -237,29 +239,42 @@ class ExchangeMailSource:
         return int(result.unread_count or 0)
 
     def vip_addresses(self, mailbox: str) -> frozenset[str]:
-        """Addresses of the mailbox's contacts in the VIP category (lower case)."""
+        """Addresses of the mailbox's contacts in the VIP category (lower case).
+
+        FindItem cannot return a contact's email addresses (a complex property), so this is one
+        FindItem for the ids, then one GetItem per 100 of them for the addresses.
+        """
         connection = self._connection(mailbox)
         account = connection.account(mailbox)
+        root = _root(account, mailbox)
         contacts = Contacts(
-            root=_root(account, mailbox),
+            root=root,
             _distinguished_id=DistinguishedFolderId(id="contacts", mailbox=Mailbox(email_address=mailbox)),
         )
-        email_addresses = FieldPath(field=Contact.get_field_by_fieldname("email_addresses"))
         with self._request(connection, "FindItem", mailbox):
-            found = list(
-                FolderCollection(account=account, folders=[contacts]).find_items(
-                    Q(categories__contains=[self._vip_category]),
-                    additional_fields={email_addresses},
-                    page_size=500,
+            ids = [
+                found  # (id, change key) with shape IdOnly
+                for found in FolderCollection(account=account, folders=[contacts]).find_items(
+                    Q(categories__contains=[self._vip_category]), shape=ID_ONLY, page_size=1000
                 )
-            )
+                if not isinstance(found, Exception)
+            ]
         addresses: set[str] = set()
-        for contact in found:
-            if isinstance(contact, Exception):
-                self._raise(connection, mailbox, contact)
-            for entry in getattr(contact, "email_addresses", None) or ():
-                if entry.email and "@" in entry.email:
-                    addresses.add(entry.email.strip().lower())
+        for start in range(0, len(ids), GET_ITEM_BATCH):
+            with self._request(connection, "GetItem", mailbox):
+                contacts_found = list(
+                    account.fetch(
+                        ids=ids[start : start + GET_ITEM_BATCH],
+                        folder=Folder(root=root),
+                        only_fields=["email_addresses"],
+                    )
+                )
+            for contact in contacts_found:
+                if isinstance(contact, Exception):
+                    continue  # deleted between the two requests
+                for entry in contact.email_addresses or ():
+                    if entry.email and "@" in entry.email:
+                        addresses.add(entry.email.strip().lower())
         return frozenset(addresses)
 
     # -- helpers -------------------------------------------------------------------------------------

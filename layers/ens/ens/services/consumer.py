@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -226,7 +226,9 @@ class _MailboxRun:
         self.decisions: list[Decision] = []
         self.failed: set[str] = set()
         self.pushed_devices: set[str] = set()
-        self.alerted_devices: set[str] = set()
+        self.rejected_devices: set[str] = set()  # CNS refused their token in this batch
+        self.alert_badges: dict[str, int | None] = {}  # device → the count its alert in this batch carried
+        self.badge_owed_decisions: dict[str, list[int]] = {}  # device → its suppressed mails' decisions
         self.badge_wanted: set[str] = set()  # devices owed a badge-only update
         self._unread_inputs: tuple[list[QueuedEvent], list[QueuedEvent], dict[str, Mail | None]] = (
             [],
@@ -246,16 +248,18 @@ class _MailboxRun:
                 "unknown mail event kind", extra={"mailbox": self.mailbox, "kind": queued.event.kind}
             )
         active = [device for device in devices if device.active]
-        if not active:
-            reason = Reason.DEVICE_INACTIVE if devices else Reason.NO_DEVICES
+        if not devices:
             for queued in new_mail + counts:
-                self._decide_mailbox_level(queued.event, reason)
+                self._decide_mailbox_level(queued.event, Reason.NO_DEVICES)
             self._finish()
             return
         for device in devices:
             if not device.active:
-                for queued in new_mail:
+                for queued in new_mail + counts:
                     self._record(device, queued.event, None, Outcome.SUPPRESSED, Reason.DEVICE_INACTIVE, None)
+        if not active:
+            self._finish()
+            return
 
         mails = self._fetch(new_mail)
         if mails is None:  # an admin must act; decisions recorded
@@ -275,7 +279,8 @@ class _MailboxRun:
                     self._record(device, event, None, Outcome.SUPPRESSED, Reason.GONE, None)
                 continue
             for device in active:
-                self._mail_to_device(queued, mail, device)
+                if device.device_id not in self.rejected_devices:
+                    self._mail_to_device(queued, mail, device)
         self._badges(active, counts)
         self._finish()
 
@@ -392,13 +397,15 @@ class _MailboxRun:
             self._record(device, queued.event, mail, Outcome.SUPPRESSED, verdict.reason, verdict.rule)
             if device.rules.badge_updates:
                 self.badge_wanted.add(device.device_id)
+                self.badge_owed_decisions.setdefault(device.device_id, []).append(len(self.decisions) - 1)
             return
+        unread = self._unread()
         payload = encode(
-            alert_payload(device, mail, unread_count=self._unread(), policy=self.c._policy.content_policy)
+            alert_payload(device, mail, unread_count=unread, policy=self.c._policy.content_policy)
         )
         key = idempotency_key(self.mailbox, mail.item_id, device.device_id)
         if self._deliver(device, queued, key, payload, mail):
-            self.alerted_devices.add(device.device_id)
+            self.alert_badges[device.device_id] = unread
             self._record(device, queued.event, mail, Outcome.PUSHED, None, verdict.rule)
 
     def _deliver(
@@ -425,6 +432,7 @@ class _MailboxRun:
             return False
         except DeviceTokenRejected as error:
             status = str(error.status)
+            self.rejected_devices.add(device.device_id)
             self.report.cns_errors[status] += 1
             self.c._devices.deactivate(
                 device, f"push relay answered HTTP {status} {error.reason}".strip(), self.c._clock()
@@ -458,7 +466,10 @@ class _MailboxRun:
         return True
 
     def _badges(self, active: list[Device], counts: list[QueuedEvent]) -> None:
-        """One badge-only update per device for the latest count: reads elsewhere, suppressed mails."""
+        """One badge-only update per device for the latest count: reads elsewhere, suppressed mails.
+
+        An alert pushed in this batch already carried the count it knew; only a different count is sent.
+        """
         latest = _latest(counts)
         count: int | None = None
         if latest is not None and latest.event.unread_count is not None:
@@ -466,36 +477,38 @@ class _MailboxRun:
         elif self.badge_wanted:
             count = self._unread()
         for device in active:
-            wants = device.rules.badge_updates and (
-                latest is not None or device.device_id in self.badge_wanted
-            )
-            # An alert pushed in this batch carries the badge already, unless a newer count arrived after it.
-            if device.device_id in self.alerted_devices and latest is None:
-                wants = False
-            if not wants or count is None:
-                for queued in counts:
-                    reason = Reason.BADGE_UPDATES_OFF if not device.rules.badge_updates else Reason.COALESCED
-                    self._record(device, queued.event, None, Outcome.SUPPRESSED, reason, None)
+            if device.device_id in self.rejected_devices:
                 continue
-            marker = latest.event.watermark or latest.event.timestamp if latest is not None else None
+            if not device.rules.badge_updates:
+                self._record_counts(device, counts, None, Reason.BADGE_UPDATES_OFF)
+                continue
+            owed = latest is not None or device.device_id in self.badge_wanted
+            shown = device.device_id in self.alert_badges and self.alert_badges[device.device_id] == count
+            if not owed or count is None or shown:
+                self._record_counts(device, counts, None, Reason.COALESCED)
+                continue
+            marker = (latest.event.watermark or latest.event.timestamp) if latest is not None else None
             key = idempotency_key(
                 self.mailbox, f"badge:{marker or self._newest_item()}:{count}", device.device_id
             )
             trigger = latest or self.events[0]
             if self._deliver(device, trigger, key, encode(badge_payload(device, unread_count=count)), None):
-                for queued in counts:
-                    outcome = Outcome.BADGE_ONLY if queued is latest else Outcome.SUPPRESSED
-                    self._record(
-                        device,
-                        queued.event,
-                        None,
-                        outcome,
-                        None if queued is latest else Reason.COALESCED,
-                        None,
-                    )
+                self._record_counts(device, counts, latest, Reason.COALESCED)
+                # The suppressed mails of this device did move its badge: say so in their decisions.
+                for index in self.badge_owed_decisions.get(device.device_id, []):
+                    self.decisions[index] = replace(self.decisions[index], outcome=Outcome.BADGE_ONLY)
             elif trigger.message_id in self.failed:
-                for queued in counts:
-                    self.failed.add(queued.message_id)
+                self.failed.update(queued.message_id for queued in counts)
+
+    def _record_counts(
+        self, device: Device, counts: list[QueuedEvent], shown: QueuedEvent | None, reason: Reason
+    ) -> None:
+        """Decisions for unread-count events: `shown` updated the badge, the others did not, for `reason`."""
+        for queued in counts:
+            if queued is shown:
+                self._record(device, queued.event, None, Outcome.BADGE_ONLY, None, None)
+            else:
+                self._record(device, queued.event, None, Outcome.SUPPRESSED, reason, None)
 
     def _newest_item(self) -> str:
         return max((q.event.item_id or "" for q in self.events if q.event.kind == NEW_MAIL), default="")
