@@ -1,12 +1,15 @@
-"""The whole flow through the local stack: HTTP into the webhook, SQS, and a queue-triggered handler.
+"""The pipeline through the local stack: HTTP into the webhook, SQS, and a queue-triggered handler.
 
-Until the real consumer exists, the tests bring their own small handler for the notifications
-queue; it is attached at run time and never added to template.yaml.
+These tests look at what reaches the notifications queue, so they run the template without the
+consumer's trigger and attach a small recording handler instead; tests/e2e/test_consumer_flow.py
+follows mail all the way to the push sink.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +17,7 @@ import requests
 
 from ens.adapters.subscription_store import DynamoSubscriptionStore
 from ens.core.subscriptions import Subscription, SubscriptionState, new_callback_token
+from support.consumer_flow import consumer_secrets
 from support.ews_schema import assert_valid_ews
 from support.send_notifications import new_mail_body
 
@@ -34,6 +38,14 @@ class RecordingConsumer:
     @property
     def mail_events(self) -> list[dict[str, Any]]:
         return [json.loads(record["body"]) for record in self.records]
+
+
+@pytest.fixture
+def without_consumer_trigger(template_copy: Callable[..., Path]) -> Path:
+    def drop_trigger(document: dict[str, Any]) -> None:
+        document["Resources"]["ConsumerFunction"]["Properties"].pop("Events")
+
+    return template_copy(drop_trigger)
 
 
 def subscribe(stack: Any, mailbox: str = "ada@contoso.com", subscription_id: str = "sub-1") -> Subscription:
@@ -60,8 +72,10 @@ def queue_depth(stack: Any) -> int:
     )
 
 
-def test_callback_posted_over_http_reaches_a_queue_triggered_handler(local_stack_factory) -> None:
-    stack = local_stack_factory(start_pollers=False)
+def test_callback_posted_over_http_reaches_a_queue_triggered_handler(
+    local_stack_factory, without_consumer_trigger: Path
+) -> None:
+    stack = local_stack_factory(without_consumer_trigger, start_pollers=False)
     consumer = RecordingConsumer()
     stack.attach_consumer("NotificationsQueue", consumer, batch_size=10, start=False)
     subscription = subscribe(stack)
@@ -85,17 +99,14 @@ def test_callback_posted_over_http_reaches_a_queue_triggered_handler(local_stack
 
 
 def test_mail_delivered_in_the_simulator_is_pushed_to_the_webhook_and_reaches_the_handler(
-    local_stack_factory,
+    local_stack_factory, without_consumer_trigger: Path
 ) -> None:
     stack = local_stack_factory(
+        without_consumer_trigger,
         simulator={"clock": "manual", "dispatch": "manual"},
         seed=True,
         subscribe_mailboxes=["alice@contoso.example"],
-        secrets={
-            "ens/exchange-service-account": json.dumps(
-                {"username": "svc-ens@contoso.example", "password": "Simulated-Exchange-2016"}
-            )
-        },
+        secrets=consumer_secrets(),
         start_pollers=False,
     )
     consumer = RecordingConsumer()

@@ -93,3 +93,27 @@ def test_readme_curl_delivering_a_mail_in_the_simulator_ends_on_the_queue(demo_s
     assert [(event["mailbox"], event["item_id"]) for event in new_mail] == [
         ("alice@contoso.example", delivered.json()["item_id"])
     ]
+
+
+def test_readme_curl_delivering_a_mail_ends_as_a_notification_printed_by_the_push_sink(
+    demo_stack: LocalStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="local_stack.push_sink")
+    delivered = requests.post(
+        f"{demo_stack.simulator.base_url}/_sim/mailboxes/alice@contoso.example/messages",
+        json={"from": "ceo@contoso.example", "subject": "Board meeting moved", "body": "Now at 3pm."},
+        timeout=10,
+    )
+    demo_stack.simulator.run_due_work()
+
+    (outcome,) = demo_stack.poll_all_once()
+
+    assert delivered.status_code in (200, 201)
+    assert (outcome.received, outcome.deleted, outcome.failed) == (2, 2, 0)
+    (alert,) = [push for push in demo_stack.push_sink.pushes() if push.payload["kind"] == "summary"]
+    assert alert.payload["mailbox"] == "alice@contoso.example"
+    assert alert.payload["aps"]["alert"]["subtitle"] == "Board meeting moved"
+    assert any(
+        "push summary to device" in record.getMessage() and "alice@contoso.example" in record.getMessage()
+        for record in caplog.records
+    )
