@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ens_local.template import Template
+from ens_local.template import FunctionSpec, Template
 
 pytestmark = pytest.mark.unit
 
@@ -93,3 +93,105 @@ def test_an_alarm_fires_when_most_callbacks_are_refused_and_notifies_like_the_ot
     assert {"refused", "answered"} <= set(re.findall(r"[a-z]+", returned["Expression"]))
     assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0.5)
     assert alarm["AlarmActions"] == template.properties("WebhookRetriesAlarm")["AlarmActions"]
+
+
+def _consumer(template: Template) -> FunctionSpec:
+    (consumer,) = [spec for spec in template.functions() if spec.logical_id == "ConsumerFunction"]
+    return consumer
+
+
+def test_the_consumer_is_triggered_by_the_notifications_queue_with_partial_batch_failures(
+    template: Template,
+) -> None:
+    (trigger,) = _consumer(template).queue_triggers
+
+    assert trigger.queue == "NotificationsQueue"
+    assert trigger.report_batch_item_failures
+    assert trigger.batch_size_source == {"Ref": "ConsumerBatchSize"}
+
+
+def test_the_queue_hides_a_message_six_times_as_long_as_the_consumer_may_run(template: Template) -> None:
+    visibility = int(template.properties("NotificationsQueue")["VisibilityTimeout"])
+
+    assert visibility >= 6 * _consumer(template).timeout_seconds
+
+
+def test_the_consumer_reads_every_setting_it_requires_from_the_template(template: Template) -> None:
+    from ens.settings import ConsumerSettings
+
+    environment = {name: "1" for name in _consumer(template).environment}
+    environment["CONTENT_POLICY"] = "full"
+
+    ConsumerSettings.from_environ(environment)  # raises naming the first missing variable
+
+
+def test_consumer_defaults_in_the_template_match_the_code(template: Template) -> None:
+    from ens.settings import ConsumerSettings
+
+    defaults = ConsumerSettings.from_environ(
+        {
+            name: "x"
+            for name in (
+                "DEVICES_TABLE",
+                "DECISIONS_TABLE",
+                "IDEMPOTENCY_TABLE",
+                "EXCHANGE_SERVERS_SECRET",
+                "CNS_URL",
+                "CNS_TOKEN_SECRET",
+            )
+        }
+    )
+    parameters = template.parameters
+
+    assert parameters["ContentPolicy"]["Default"] == defaults.content_policy
+    assert int(parameters["StaleEventMinutes"]["Default"]) == defaults.stale_event_minutes
+    assert int(parameters["DecisionRetentionDays"]["Default"]) == defaults.decision_ttl_days
+    assert int(parameters["EwsMaxConcurrency"]["Default"]) == defaults.ews_max_concurrency
+    assert parameters["VipCategory"]["Default"] == defaults.vip_category
+    assert int(parameters["VipCacheSeconds"]["Default"]) == defaults.vip_cache_seconds
+
+
+def test_ttl_attributes_are_the_ones_the_code_writes(template: Template) -> None:
+    from datetime import UTC, datetime
+
+    from ens.core.decisions import Decision, Outcome
+
+    record = Decision(
+        mailbox="a@contoso.example",
+        device_id="d",
+        item_id="i",
+        event_kind="NewMail",
+        outcome=Outcome.PUSHED,
+        reason=None,
+        rule=None,
+        received_at=None,
+        decided_at=datetime.now(UTC),
+        latency_ms=None,
+    ).to_record(14)
+    decisions_ttl = template.properties("DecisionsTable")["TimeToLiveSpecification"]
+    idempotency_ttl = template.properties("IdempotencyTable")["TimeToLiveSpecification"]
+
+    assert decisions_ttl == {"AttributeName": "expires_at", "Enabled": True}
+    assert "expires_at" in record
+    assert idempotency_ttl == {"AttributeName": "expiration", "Enabled": True}  # Powertools' default
+
+
+def test_the_consumer_may_touch_only_its_tables_and_its_two_secrets(template: Template) -> None:
+    statements = [
+        statement
+        for policy in template.properties("ConsumerFunction")["Policies"]
+        for statement in policy.get("Statement", [])
+    ]
+    by_resource = {str(statement["Resource"]): sorted(statement["Action"]) for statement in statements}
+
+    assert by_resource["{'Fn::GetAtt': ['DevicesTable', 'Arn']}"] == ["dynamodb:Query", "dynamodb:UpdateItem"]
+    assert by_resource["{'Fn::GetAtt': ['DecisionsTable', 'Arn']}"] == [
+        "dynamodb:BatchWriteItem",
+        "dynamodb:PutItem",
+    ]
+    assert "dynamodb:Scan" not in str(statements)
+    (secrets,) = [
+        statement for statement in statements if statement["Action"] == ["secretsmanager:GetSecretValue"]
+    ]
+    assert len(secrets["Resource"]) == 2
+    assert all("*" not in str(resource).replace("}-*", "") for resource in secrets["Resource"])
