@@ -119,7 +119,7 @@ def test_the_queue_hides_a_message_six_times_as_long_as_the_consumer_may_run(tem
 def test_the_consumer_reads_every_setting_it_requires_from_the_template(template: Template) -> None:
     from ens.settings import ConsumerSettings
 
-    environment = {name: "1" for name in _consumer(template).environment}
+    environment = dict.fromkeys(_consumer(template).environment, "1")
     environment["CONTENT_POLICY"] = "full"
 
     ConsumerSettings.from_environ(environment)  # raises naming the first missing variable
@@ -129,17 +129,17 @@ def test_consumer_defaults_in_the_template_match_the_code(template: Template) ->
     from ens.settings import ConsumerSettings
 
     defaults = ConsumerSettings.from_environ(
-        {
-            name: "x"
-            for name in (
+        dict.fromkeys(
+            (
                 "DEVICES_TABLE",
                 "DECISIONS_TABLE",
                 "IDEMPOTENCY_TABLE",
                 "EXCHANGE_SERVERS_SECRET",
                 "CNS_URL",
                 "CNS_TOKEN_SECRET",
-            )
-        }
+            ),
+            "x",
+        )
     )
     parameters = template.parameters
 
