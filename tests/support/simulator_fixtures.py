@@ -165,18 +165,14 @@ def callback_listener() -> Iterator[CallbackListener]:
 
 
 @pytest.fixture
-def preview_field() -> Iterator[None]:
-    """exchangelib has no item:Preview field; register one on Message the documented way, for this test."""
-    from exchangelib.fields import TextField
-    from exchangelib.items import Message
-    from exchangelib.version import EXCHANGE_2013
+def preview_field() -> None:
+    """exchangelib has no item:Preview field: register ENS's own, the one the consumer uses.
 
-    preview = TextField("preview", field_uri="item:Preview", is_read_only=True, supported_from=EXCHANGE_2013)
-    Message.add_field(preview, insert_after="unique_body")
-    try:
-        yield
-    finally:
-        Message.remove_field(preview)
+    Registered once per process and never removed, since the consumer's adapter relies on it too.
+    """
+    from ens.adapters.exchange import ensure_preview_field
+
+    ensure_preview_field()
 
 
 AccountFactory = Callable[..., "Account"]
