@@ -28,7 +28,7 @@ from exchangelib import errors as ews_errors
 from exchangelib.fields import FieldPath, InvalidField, TextField
 from exchangelib.folders import Contacts, Folder, FolderCollection, Root
 from exchangelib.items import ID_ONLY, Message
-from exchangelib.properties import DistinguishedFolderId, Mailbox
+from exchangelib.properties import DistinguishedFolderId, HTMLBody, Mailbox
 from exchangelib.protocol import BaseProtocol
 from exchangelib.version import (
     EXCHANGE_2010_SP2,
@@ -38,6 +38,8 @@ from exchangelib.version import (
     EXCHANGE_2019,
     Build,
 )
+from lxml import etree
+from lxml import html as lxml_html
 
 from ens.core.exchange_servers import AuthType, ExchangeDirectory, ExchangeServer, ExchangeVersion
 from ens.core.mail import Mail
@@ -71,6 +73,9 @@ _PREVIEW_FIELD = TextField(
 )
 _preview_lock = threading.Lock()
 PREVIEW_CHARACTERS = 256  # what Exchange's item:Preview holds
+# Exchange 2010 has neither item:Preview nor item:TextBody: the snippet comes from item:Body, which
+# may be HTML. Parsed without network access; comments and processing instructions dropped.
+_HTML_PARSER = lxml_html.HTMLParser(no_network=True, remove_comments=True, remove_pis=True)
 
 # Impersonation refused, or no such mailbox: retrying cannot help, an admin must act.
 _ADMIN_ERRORS: dict[type[Exception], str] = {
@@ -214,7 +219,7 @@ class ExchangeMailSource:
         account = connection.account(mailbox)
         with_preview = connection.server.version.supports_preview
         root = _root(account, mailbox)
-        fields = [*_MAIL_FIELDS, "preview" if with_preview else "text_body"]
+        fields = [*_MAIL_FIELDS, "preview" if with_preview else "body"]
         found: dict[str, Mail | None] = {}
         for start in range(0, len(items), GET_ITEM_BATCH):
             chunk = items[start : start + GET_ITEM_BATCH]
@@ -324,8 +329,7 @@ class ExchangeMailSource:
         if isinstance(result, Exception):
             self._raise(connection, mailbox, result)
         author = result.author
-        # Servers without item:Preview send the whole text body: keep what a preview would hold.
-        preview = result.preview if with_preview else (result.text_body or "")[:PREVIEW_CHARACTERS] or None
+        preview = result.preview if with_preview else _body_preview(result.body)
         return Mail(
             item_id=item_id,
             received_at=_utc(result.datetime_received),
@@ -338,6 +342,23 @@ class ExchangeMailSource:
             folder_id=result.parent_folder_id.id if result.parent_folder_id else None,
             preview=preview,
         )
+
+
+def _body_preview(body: Any) -> str | None:
+    """What item:Preview would hold: the body as text, whitespace collapsed, its first 256 characters."""
+    if not body:
+        return None
+    text = _html_text(str(body)) if isinstance(body, HTMLBody) else str(body)
+    return " ".join(text.split())[:PREVIEW_CHARACTERS] or None
+
+
+def _html_text(markup: str) -> str:
+    try:
+        document = lxml_html.document_fromstring(markup, parser=_HTML_PARSER)
+    except (etree.ParserError, ValueError):
+        return ""
+    etree.strip_elements(document, "head", "script", "style", with_tail=False)
+    return "".join(str(part) for part in document.itertext())
 
 
 def _root(account: Account, mailbox: str) -> Root:

@@ -229,6 +229,7 @@ class _MailboxRun:
         self.rejected_devices: set[str] = set()  # CNS refused their token in this batch
         self.alert_badges: dict[str, int | None] = {}  # device → the count its alert in this batch carried
         self.badge_owed_decisions: dict[str, list[int]] = {}  # device → its suppressed mails' decisions
+        self.badge_owed_events: dict[str, QueuedEvent] = {}  # device → its first suppressed mail's event
         self.badge_wanted: set[str] = set()  # devices owed a badge-only update
         self._unread_inputs: tuple[list[QueuedEvent], list[QueuedEvent], dict[str, Mail | None]] = (
             [],
@@ -261,7 +262,7 @@ class _MailboxRun:
             self._finish()
             return
 
-        mails = self._fetch(new_mail)
+        mails = self._fetch(new_mail, active)
         if mails is None:  # an admin must act; decisions recorded
             self._finish()
             return
@@ -279,7 +280,10 @@ class _MailboxRun:
                     self._record(device, event, None, Outcome.SUPPRESSED, Reason.GONE, None)
                 continue
             for device in active:
-                if device.device_id not in self.rejected_devices:
+                if device.device_id in self.rejected_devices:
+                    # Deactivated by an earlier push of this batch: no further push, but a decision.
+                    self._record(device, event, mail, Outcome.SUPPRESSED, Reason.DEVICE_INACTIVE, None)
+                else:
                     self._mail_to_device(queued, mail, device)
         self._badges(active, counts)
         self._finish()
@@ -301,7 +305,7 @@ class _MailboxRun:
                 self.report.exchange_errors[type(error.__cause__ or error).__name__] += 1
                 raise
 
-    def _fetch(self, new_mail: list[QueuedEvent]) -> dict[str, Mail | None] | None:
+    def _fetch(self, new_mail: list[QueuedEvent], active: list[Device]) -> dict[str, Mail | None] | None:
         refs = list(
             dict.fromkeys(
                 (q.event.item_id, q.event.change_key) for q in new_mail if q.event.item_id is not None
@@ -315,12 +319,16 @@ class _MailboxRun:
         try:
             mails = self._with_back_off(lambda: self.c._exchange.fetch(self.mailbox, list(unique.items())))
         except AdminActionRequired as error:
-            self._admin_action(error, new_mail)
+            self._admin_action(error, new_mail, active)
             return None
         self.report.fetched += sum(mail is not None for mail in mails.values())
         return mails
 
-    def _admin_action(self, error: AdminActionRequired, events: list[QueuedEvent]) -> None:
+    def _admin_action(
+        self, error: AdminActionRequired, events: list[QueuedEvent], devices: list[Device]
+    ) -> None:
+        """Decisions with the refusal's reason for each device ("why didn't my phone buzz?" reads them
+        by device), or mailbox-level ones when there is none."""
         reason = _ADMIN_REASONS.get(error.code, Reason.IMPERSONATION_DENIED)
         self.report.admin_actions[error.code] += 1
         self.report.exchange_errors[error.code] += 1
@@ -334,7 +342,11 @@ class _MailboxRun:
             },
         )
         for queued in events:
-            self._decide_mailbox_level(queued.event, reason)
+            if not devices:
+                self._decide_mailbox_level(queued.event, reason)
+            for device in devices:
+                self.report.suppressed[reason.value] += 1
+                self._record(device, queued.event, None, Outcome.SUPPRESSED, reason, None)
 
     def _unread(self) -> int | None:
         """The unread count, looked up once per mailbox and batch, and only when a push needs it."""
@@ -389,7 +401,7 @@ class _MailboxRun:
                 is_vip_contact=self._is_vip_contact,
             )
         except AdminActionRequired as error:
-            self._admin_action(error, [queued])
+            self._admin_action(error, [queued], [device])
             return
         if not verdict.notify:
             assert verdict.reason is not None
@@ -398,6 +410,7 @@ class _MailboxRun:
             if device.rules.badge_updates:
                 self.badge_wanted.add(device.device_id)
                 self.badge_owed_decisions.setdefault(device.device_id, []).append(len(self.decisions) - 1)
+                self.badge_owed_events.setdefault(device.device_id, queued)
             return
         unread = self._unread()
         payload = encode(
@@ -471,11 +484,9 @@ class _MailboxRun:
         An alert pushed in this batch already carried the count it knew; only a different count is sent.
         """
         latest = _latest(counts)
-        count: int | None = None
-        if latest is not None and latest.event.unread_count is not None:
-            count = latest.event.unread_count
-        elif self.badge_wanted:
-            count = self._unread()
+        # The same freshest count the alerts carried: a count event older than a mail of the batch
+        # must not move the badge back.
+        count = self._unread() if latest is not None or self.badge_wanted else None
         for device in active:
             if device.device_id in self.rejected_devices:
                 continue
@@ -491,7 +502,8 @@ class _MailboxRun:
             key = idempotency_key(
                 self.mailbox, f"badge:{marker or self._newest_item()}:{count}", device.device_id
             )
-            trigger = latest or self.events[0]
+            # The event retried when the badge cannot go out: one that owes it, so the retry sends it.
+            trigger = latest or self.badge_owed_events[device.device_id]
             if self._deliver(device, trigger, key, encode(badge_payload(device, unread_count=count)), None):
                 self._record_counts(device, counts, latest, Reason.COALESCED)
                 # The suppressed mails of this device did move its badge: say so in their decisions.
