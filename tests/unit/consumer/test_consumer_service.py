@@ -147,7 +147,7 @@ def test_no_unread_count_is_asked_when_nothing_is_pushed(world: ConsumerWorld) -
 
     assert world.exchange.calls["unread_count"] == 0
     assert world.push.sent == []
-    assert (report.gone, report.suppressed) == (1, Counter({"outside_work_hours": 1}))
+    assert (report.gone, report.suppressed) == (1, Counter({"outside_work_hours": 1, "gone": 1}))
 
 
 def test_an_unavailable_unread_count_still_pushes_the_alert_without_a_badge(world: ConsumerWorld) -> None:

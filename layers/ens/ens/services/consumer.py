@@ -345,7 +345,6 @@ class _MailboxRun:
             if not devices:
                 self._decide_mailbox_level(queued.event, reason)
             for device in devices:
-                self.report.suppressed[reason.value] += 1
                 self._record(device, queued.event, None, Outcome.SUPPRESSED, reason, None)
 
     def _unread(self) -> int | None:
@@ -405,7 +404,6 @@ class _MailboxRun:
             return
         if not verdict.notify:
             assert verdict.reason is not None
-            self.report.suppressed[verdict.reason.value] += 1
             self._record(device, queued.event, mail, Outcome.SUPPRESSED, verdict.reason, verdict.rule)
             if device.rules.badge_updates:
                 self.badge_wanted.add(device.device_id)
@@ -528,31 +526,19 @@ class _MailboxRun:
     # -- records -------------------------------------------------------------------------------------
 
     def _decide_mailbox_level(self, event: MailEvent, reason: Reason) -> None:
-        self.report.suppressed[reason.value] += 1
-        self.decisions.append(
-            Decision(
-                mailbox=self.mailbox,
-                device_id=None,
-                item_id=event.item_id,
-                event_kind=event.kind,
-                outcome=Outcome.SUPPRESSED,
-                reason=reason,
-                rule=None,
-                received_at=None,
-                decided_at=self.c._clock(),
-                latency_ms=None,
-            )
-        )
+        """A decision for the mailbox as a whole (it has no device to decide for): key mailbox#-."""
+        self._record(None, event, None, Outcome.SUPPRESSED, reason, None)
 
     def _record(
         self,
-        device: Device,
+        device: Device | None,
         event: MailEvent,
         mail: Mail | None,
         outcome: Outcome,
         reason: Reason | None,
         rule: Rule | None,
     ) -> None:
+        """Every decision goes through here: the decision log, the INFO line, the suppression count."""
         decided_at = self.c._clock()
         received_at = mail.received_at if mail is not None else None
         latency = (
@@ -560,10 +546,13 @@ class _MailboxRun:
             if outcome is Outcome.PUSHED and received_at is not None
             else None
         )
+        device_id = device.device_id if device is not None else None
+        if outcome is Outcome.SUPPRESSED and reason is not None:
+            self.report.suppressed[reason.value] += 1
         self.decisions.append(
             Decision(
                 mailbox=self.mailbox,
-                device_id=device.device_id,
+                device_id=device_id,
                 item_id=event.item_id,
                 event_kind=event.kind,
                 outcome=outcome,
@@ -579,7 +568,7 @@ class _MailboxRun:
             extra={
                 "correlation_id": correlation_id(self.mailbox, event.item_id),
                 "mailbox": self.mailbox,
-                "device_id": device.device_id,
+                "device_id": device_id,
                 "event_kind": event.kind,
                 "outcome": outcome.value,
                 "reason": reason.value if reason else None,
