@@ -81,8 +81,7 @@ class ModeFigures:
     sqs_calls: Counter[str]
     decisions_written: int
     log_bytes: int
-    max_rss_kb: int
-    peak_rss_kb: int  # the highest RSS seen after an invocation of this mode
+    peak_kib: int  # the worker's peak RSS (VmHWM) at the end of this mode
 
     @property
     def events_per_second(self) -> float:
@@ -106,7 +105,7 @@ class ModeFigures:
 class ThroughputFigures:
     webhook: WebhookFigures
     modes: list[ModeFigures] = field(default_factory=list)
-    import_rss_kb: int = 0
+    ready_kib: int = 0  # the worker's peak RSS once the handler is imported
     item_bytes: dict[str, int] = field(default_factory=dict)
 
 
@@ -120,7 +119,7 @@ def measure() -> ThroughputFigures:
         stack.simulator.faults.add("latency", fraction=1.0, latency_ms=EWS_LATENCY_MS)
         consumer = RemoteFunction("ConsumerFunction").start()
         try:
-            figures = ThroughputFigures(webhook=webhook, import_rss_kb=consumer.ready_rss_kb)
+            figures = ThroughputFigures(webhook=webhook, ready_kib=consumer.ready_kib)
             devices = put_devices(stack, mailboxes, "warmup")
             _run_mode(stack, consumer, bodies[:WARM_UP_EVENTS], 10)
             for batch_size in BATCH_SIZES:
@@ -251,8 +250,7 @@ def _run_mode(stack: LocalStack, consumer: RemoteFunction, bodies: list[str], ba
         sqs_calls=sqs_calls,
         decisions_written=_count(stack, "DecisionsTable") - decisions_before,
         log_bytes=sum(invocation.log_bytes for invocation in invocations),
-        max_rss_kb=max(invocation.max_rss_kb for invocation in invocations),
-        peak_rss_kb=max(invocation.rss_kb for invocation in invocations),
+        peak_kib=invocations[-1].peak_kib,
     )
 
 
@@ -332,12 +330,11 @@ def throughput_lines(figures: ThroughputFigures) -> list[str]:
     lines += [
         "  (handler: events per second of invocation time, what one Lambda instance sustains and is billed "
         "for; wall: SQS receive and delete on local moto included)",
-        f"Consumer memory: the worker's RSS grew from {figures.import_rss_kb / 1024:.0f} MiB after loading "
-        f"the handler to at most {max(mode.peak_rss_kb for mode in figures.modes) / 1024:.0f} MiB over the "
-        f"run (ru_maxrss {max(mode.max_rss_kb for mode in figures.modes) / 1024:.0f} MiB); after each mode: "
-        + ", ".join(f"batch {mode.batch_size} {mode.peak_rss_kb / 1024:.0f} MiB" for mode in figures.modes),
-        "  (the worker also holds the local stack's template loader; the handler's own import is in "
-        "bench.consumer_cold_import)",
+        f"Consumer memory: peak RSS (VmHWM) of the worker {figures.ready_kib / 1024:.0f} MiB once the handler "
+        f"is imported, {figures.modes[-1].peak_kib / 1024:.0f} MiB at the end of the run; after each mode: "
+        + ", ".join(f"batch {mode.batch_size} {mode.peak_kib / 1024:.0f} MiB" for mode in figures.modes),
+        "  (the worker also holds the local stack's template loader: see bench.consumer_cold_import for "
+        "the handler's own import)",
     ]
     return lines
 

@@ -2,7 +2,7 @@
 
 The benchmark's own process also runs moto, the Exchange simulator and the push sink, whose threads
 would share the GIL with the function under test; here the function has an interpreter to itself,
-and its peak RSS is the function's alone (what Lambda reports as "Max Memory Used").
+and its peak RSS is the function's alone (plus the template loader) (what Lambda reports as "Max Memory Used").
 
 `RemoteFunction(logical_id)` starts `python -m bench.lambda_worker <logical id> <log file>` with this
 process's environment (the local stack's variables), and is a plain `handler(event, context)`
@@ -54,8 +54,7 @@ def counting_aws_calls() -> Iterator[Counter[str]]:
 class Invocation:
     seconds: float
     cpu_seconds: float
-    max_rss_kb: int
-    rss_kb: int
+    peak_kib: int  # VmHWM after the invocation: the process's peak so far
     log_bytes: int
     aws_calls: dict[str, int]
     result: Any
@@ -65,7 +64,7 @@ class Invocation:
 class RemoteFunction:
     logical_id: str
     invocations: list[Invocation] = field(default_factory=list)
-    ready_rss_kb: int = 0
+    ready_kib: int = 0
     _process: subprocess.Popen[str] | None = field(default=None, init=False, repr=False)
     _directory: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False, repr=False)
 
@@ -84,7 +83,7 @@ class RemoteFunction:
                 env=dict(os.environ),
             )
         # "ready": the handler module is imported (the cold start's init phase)
-        self.ready_rss_kb = int(self._read()["rss_kb"])
+        self.ready_kib = int(self._read()["peak_kib"])
         return self
 
     def __call__(self, event: dict[str, Any], context: Any = None) -> Any:
@@ -100,8 +99,7 @@ class RemoteFunction:
         invocation = Invocation(
             seconds=answer["seconds"],
             cpu_seconds=answer["cpu_seconds"],
-            max_rss_kb=answer["max_rss_kb"],
-            rss_kb=answer["rss_kb"],
+            peak_kib=answer["peak_kib"],
             log_bytes=answer["log_bytes"],
             aws_calls=answer["aws_calls"],
             result=answer["result"],
@@ -131,16 +129,16 @@ class RemoteFunction:
             self._directory = None
 
 
-def _max_rss_kb() -> int:
-    # Linux reports ru_maxrss in KiB.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def memory_kib(field: str = "VmHWM") -> int:
+    """This process's peak (VmHWM) or current (VmRSS) resident set, from /proc (Linux).
 
-
-def _rss_kb() -> int:
-    """The resident set now (Linux): unlike ru_maxrss, it can show what the function itself adds to a
-    worker that also loaded the local stack's template machinery."""
-    resident_pages = int(Path("/proc/self/statm").read_text().split()[1])
-    return resident_pages * os.sysconf("SC_PAGE_SIZE") // 1024
+    Not ru_maxrss: Linux carries it over from the parent across fork and exec, so a child of a big
+    benchmark process would report the parent's size.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def _cpu_seconds() -> float:
@@ -166,7 +164,9 @@ def main(logical_id: str, log_path: str) -> None:
     function = load_template_function(
         Template.load(), logical_id, region=os.environ.get("AWS_REGION", "eu-west-1")
     )
-    protocol.write(json.dumps({"ready": True, "max_rss_kb": _max_rss_kb(), "rss_kb": _rss_kb()}) + "\n")
+    protocol.write(
+        json.dumps({"ready": True, "peak_kib": memory_kib(), "rss_kib": memory_kib("VmRSS")}) + "\n"
+    )
     protocol.flush()
     profiler = cProfile.Profile() if profile_path else None
     with counting_aws_calls() as calls, profiler or contextlib.nullcontext():
@@ -187,8 +187,7 @@ def main(logical_id: str, log_path: str) -> None:
             answer = {
                 "seconds": seconds,
                 "cpu_seconds": _cpu_seconds() - cpu_started,
-                "max_rss_kb": _max_rss_kb(),
-                "rss_kb": _rss_kb(),
+                "peak_kib": memory_kib(),
                 "log_bytes": log.tell() - log_before,
                 "aws_calls": dict(calls - before),
                 "result": result,
