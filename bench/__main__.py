@@ -1,6 +1,21 @@
 """Run every benchmark and print its figures: `make bench`."""
 
-from bench import cold_import, parse_reply, webhook_handling
+from bench import (
+    cold_import,
+    consumer_cold_import,
+    consumer_latency,
+    consumer_throughput,
+    parse_reply,
+    webhook_handling,
+)
 
-for benchmark in (parse_reply, cold_import, webhook_handling):
+# consumer_throughput prints the cost per million mails too: it is worked out from that run.
+for benchmark in (
+    parse_reply,
+    cold_import,
+    webhook_handling,
+    consumer_cold_import,
+    consumer_throughput,
+    consumer_latency,
+):
     print("\n".join(benchmark.run()), end="\n\n", flush=True)

@@ -10,17 +10,19 @@ from __future__ import annotations
 import statistics
 import subprocess
 import sys
+from collections.abc import Mapping
 
 from support.cold_start import webhook_cold_start_environment
 
 RUNS = 9
 
 
-def import_microseconds(module: str) -> tuple[int, int]:
-    """(self, cumulative) -X importtime of `module` in a fresh interpreter."""
+def import_microseconds(module: str, environment: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """(self, cumulative) -X importtime of `module` in a fresh interpreter (the webhook's environment
+    unless another is given)."""
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", f"import {module}"],
-        env=webhook_cold_start_environment(),
+        env=dict(environment) if environment is not None else webhook_cold_start_environment(),
         capture_output=True,
         text=True,
         check=True,
