@@ -157,21 +157,21 @@ class MailConsumer:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._devices = devices
-        self._exchange = exchange
-        self._push = push
-        self._decisions = decisions
-        self._policy = policy
-        self._vips = vip_cache or VipCache(policy.vip_cache_seconds)
-        self._clock = clock
-        self._sleep = sleep
+        self.devices = devices
+        self.exchange = exchange
+        self.push = push
+        self.decisions = decisions
+        self.policy = policy
+        self.vips = vip_cache or VipCache(policy.vip_cache_seconds)
+        self.clock = clock
+        self.sleep = sleep
 
     def process(self, batch: Sequence[QueuedEvent], seconds_left: Callable[[], float]) -> BatchReport:
         by_mailbox: dict[str, list[QueuedEvent]] = {}
         for queued in batch:
             by_mailbox.setdefault(queued.event.mailbox.lower(), []).append(queued)
         report = BatchReport()
-        workers = max(1, min(self._policy.max_parallel_mailboxes, len(by_mailbox)))
+        workers = max(1, min(self.policy.max_parallel_mailboxes, len(by_mailbox)))
         if workers == 1:
             reports = [self._mailbox(mailbox, events, seconds_left) for mailbox, events in by_mailbox.items()]
         else:
@@ -240,7 +240,7 @@ class _MailboxRun:
         self._unread_value: int | None = None
 
     def run(self) -> None:
-        devices = self.c._devices.devices_of(self.mailbox)
+        devices = self.c.devices.devices_of(self.mailbox)
         new_mail = [q for q in self.events if q.event.kind == NEW_MAIL]
         counts = [q for q in self.events if q.event.kind == UNREAD_COUNT_CHANGED]
         unknown = [q for q in self.events if q.event.kind not in (NEW_MAIL, UNREAD_COUNT_CHANGED)]
@@ -300,7 +300,7 @@ class _MailboxRun:
                 # Keep time for the request after the wait and for the rest of the batch.
                 if busy.back_off_seconds + _EWS_REQUEST_MARGIN_SECONDS > self.seconds_left():
                     raise
-                self.c._sleep(busy.back_off_seconds)
+                self.c.sleep(busy.back_off_seconds)
             except DependencyUnavailable as error:
                 self.report.exchange_errors[type(error.__cause__ or error).__name__] += 1
                 raise
@@ -317,7 +317,7 @@ class _MailboxRun:
         if not unique:
             return {}
         try:
-            mails = self._with_back_off(lambda: self.c._exchange.fetch(self.mailbox, list(unique.items())))
+            mails = self._with_back_off(lambda: self.c.exchange.fetch(self.mailbox, list(unique.items())))
         except AdminActionRequired as error:
             self._admin_action(error, new_mail, active)
             return None
@@ -336,7 +336,7 @@ class _MailboxRun:
             "Exchange refused the mailbox: an admin must act",
             extra={
                 "mailbox": self.mailbox,
-                "server": self.c._exchange.server_name(self.mailbox),
+                "server": self.c.exchange.server_name(self.mailbox),
                 "code": error.code,
                 "detail": error.detail,
             },
@@ -373,7 +373,7 @@ class _MailboxRun:
         if folder_id is None:
             return latest.event.unread_count if latest is not None else None
         try:
-            return self._with_back_off(lambda: self.c._exchange.unread_count(self.mailbox, folder_id))
+            return self._with_back_off(lambda: self.c.exchange.unread_count(self.mailbox, folder_id))
         except (DependencyUnavailable, AdminActionRequired) as error:
             # A push without a badge beats no push: the mail itself was fetched.
             logger.warning(
@@ -382,21 +382,21 @@ class _MailboxRun:
             return latest.event.unread_count if latest is not None else None
 
     def _is_vip_contact(self, address: str) -> bool:
-        addresses = self.c._vips.get(
-            self.mailbox, lambda: self._with_back_off(lambda: self.c._exchange.vip_addresses(self.mailbox))
+        addresses = self.c.vips.get(
+            self.mailbox, lambda: self._with_back_off(lambda: self.c.exchange.vip_addresses(self.mailbox))
         )
         return address.lower() in addresses
 
     # -- deciding and pushing ----------------------------------------------------------------------
 
     def _mail_to_device(self, queued: QueuedEvent, mail: Mail, device: Device) -> None:
-        now = self.c._clock()
+        now = self.c.clock()
         try:
             verdict = decide(
                 device.rules,
                 mail,
                 now=now,
-                stale_after=self.c._policy.stale_after,
+                stale_after=self.c.policy.stale_after,
                 is_vip_contact=self._is_vip_contact,
             )
         except AdminActionRequired as error:
@@ -412,7 +412,7 @@ class _MailboxRun:
             return
         unread = self._unread()
         payload = encode(
-            alert_payload(device, mail, unread_count=unread, policy=self.c._policy.content_policy)
+            alert_payload(device, mail, unread_count=unread, policy=self.c.policy.content_policy)
         )
         key = idempotency_key(self.mailbox, mail.item_id, device.device_id)
         if self._deliver(device, queued, key, payload, mail):
@@ -424,7 +424,7 @@ class _MailboxRun:
     ) -> bool:
         """Push once; True when pushed (now or by an earlier delivery), False when it ended otherwise."""
         try:
-            delivery = self.c._push.deliver(key, payload, self.seconds_left)
+            delivery = self.c.push.deliver(key, payload, self.seconds_left)
         except DependencyUnavailable as error:
             self.report.cns_errors[str(getattr(error, "status", None) or type(error).__name__)] += 1
             logger.warning(
@@ -445,8 +445,8 @@ class _MailboxRun:
             status = str(error.status)
             self.rejected_devices.add(device.device_id)
             self.report.cns_errors[status] += 1
-            self.c._devices.deactivate(
-                device, f"push relay answered HTTP {status} {error.reason}".strip(), self.c._clock()
+            self.c.devices.deactivate(
+                device, f"push relay answered HTTP {status} {error.reason}".strip(), self.c.clock()
             )
             logger.warning(
                 "device deactivated: CNS refused its token",
@@ -458,7 +458,7 @@ class _MailboxRun:
         if delivery.sent_now:
             if mail is not None:
                 self.report.pushed += 1
-                latency = int((self.c._clock() - mail.received_at).total_seconds() * 1000)
+                latency = int((self.c.clock() - mail.received_at).total_seconds() * 1000)
                 self.report.push_latencies_ms.append(latency)
             else:
                 self.report.badge_updates += 1
@@ -539,7 +539,7 @@ class _MailboxRun:
         rule: Rule | None,
     ) -> None:
         """Every decision goes through here: the decision log, the INFO line, the suppression count."""
-        decided_at = self.c._clock()
+        decided_at = self.c.clock()
         received_at = mail.received_at if mail is not None else None
         latency = (
             int((decided_at - received_at).total_seconds() * 1000)
@@ -580,9 +580,9 @@ class _MailboxRun:
     def _finish(self) -> None:
         # A decision is keyed by device and event: the retry of a failed event overwrites, never doubles.
         if self.decisions:
-            self.c._decisions.record(self.decisions)
+            self.c.decisions.record(self.decisions)
         if self.pushed_devices:
-            self.c._devices.record_pushes(self.mailbox, sorted(self.pushed_devices), self.c._clock())
+            self.c.devices.record_pushes(self.mailbox, sorted(self.pushed_devices), self.c.clock())
         self.report.failed_message_ids.extend(
             q.message_id for q in self.events if q.message_id in self.failed
         )
