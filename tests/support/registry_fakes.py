@@ -272,8 +272,8 @@ class RegistryWorld:
 
 def registration(
     mailbox: str = MAILBOX,
-    push_token: str = "apns-token-1",
-    **fields: Any,  # noqa: S107 (a device token, not a password)
+    push_token: str = "apns-token-1",  # noqa: S107 (a device token, not a password)
+    **fields: Any,
 ) -> DeviceRegistration:
     return DeviceRegistration.model_validate({"mailbox": mailbox, "push_token": push_token, **fields})
 
