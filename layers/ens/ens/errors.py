@@ -35,3 +35,19 @@ class DeviceTokenRejected(Exception):
         super().__init__(f"the push relay refused the device token: HTTP {status} {reason}")
         self.status = status
         self.reason = reason
+
+
+class DeviceNotFound(Exception):
+    """No device with this id is registered (for a mailbox the caller may see)."""
+
+    def __init__(self, device_id: str) -> None:
+        super().__init__(f"no device {device_id!r} is registered")
+        self.device_id = device_id
+
+
+class Forbidden(Exception):
+    """The caller may not act for this mailbox, or the device id belongs to another mailbox."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail

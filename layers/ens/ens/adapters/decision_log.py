@@ -9,15 +9,19 @@ Items expire through DynamoDB's TTL on `expires_at`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from boto3.dynamodb.types import TypeSerializer
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
 
 from ens.core.decisions import Decision
+from ens.core.registrations import DecisionView
 from ens.errors import DependencyUnavailable
 
 _serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
 _BATCH_LIMIT = 25
 _ATTEMPTS = 4
 
@@ -45,6 +49,41 @@ class DynamoDecisionLog:
         requests = [{"PutRequest": {"Item": item}} for item in items.values()]
         for start in range(0, len(requests), _BATCH_LIMIT):
             self._write(requests[start : start + _BATCH_LIMIT])
+
+    def recent(
+        self, mailbox: str, device_id: str, *, limit: int, since: datetime | None
+    ) -> list[DecisionView]:
+        """The device's decisions, newest first; `since` is a lower bound on decided_at (inclusive)."""
+        values: dict[str, Any] = {":key": {"S": device_key(mailbox, device_id)}}
+        condition = "device_key = :key"
+        if since is not None:
+            # decided_at is stored as fixed-width UTC ISO text, so text order is time order.
+            condition += " AND decided_at >= :since"
+            values[":since"] = {
+                "S": since.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            }
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "ByDecidedAt",
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        try:
+            items = self._dynamodb.query(**query).get("Items", [])
+        except (ClientError, BotoCoreError) as error:
+            raise DependencyUnavailable(f"DynamoDB Query of decisions failed: {error}") from error
+        views: list[DecisionView] = []
+        for item in items:
+            data = {key: _deserializer.deserialize(value) for key, value in item.items()}
+            try:
+                views.append(
+                    DecisionView.model_validate({name: data.get(name) for name in DecisionView.model_fields})
+                )
+            except ValidationError:
+                continue  # a record this model cannot read is left out rather than failing the page
+        return views
 
     def _write(self, requests: list[dict[str, Any]]) -> None:
         pending = requests

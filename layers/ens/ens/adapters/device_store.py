@@ -52,6 +52,69 @@ class DynamoDeviceStore:
             raise DependencyUnavailable(f"DynamoDB Query of devices failed: {error}") from error
         return [device for item in items if (device := self._device(item)) is not None]
 
+    def get(self, mailbox: str, device_id: str) -> Device | None:
+        try:
+            response = self._dynamodb.get_item(
+                TableName=self._table, Key=_key(mailbox, device_id), ConsistentRead=True
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise DependencyUnavailable(f"DynamoDB GetItem of a device failed: {error}") from error
+        item = response.get("Item")
+        return None if item is None else self._device(item)
+
+    def find(self, device_id: str) -> Device | None:
+        """The device with this id, whatever its mailbox (index ByDeviceId, eventually consistent).
+
+        A device id belongs to one mailbox; should two rows carry it (an admin's move half done),
+        the most recently updated one answers."""
+        try:
+            response = self._dynamodb.query(
+                TableName=self._table,
+                IndexName="ByDeviceId",
+                KeyConditionExpression="device_id = :device_id",
+                ExpressionAttributeValues={":device_id": {"S": device_id}},
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise DependencyUnavailable(f"DynamoDB Query of a device id failed: {error}") from error
+        found = [device for item in response.get("Items", []) if (device := self._device(item)) is not None]
+        return max(found, key=lambda device: device.updated_at, default=None)
+
+    def save(self, device: Device, previous: Device | None) -> bool:
+        """Write the device if the stored row is still `previous` (None: there is none).
+
+        False when a concurrent registration changed it first; the caller decides again."""
+        if previous is None:
+            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(device_id)"}
+        else:
+            # put() stores pydantic's spelling of the time, deactivate() the millisecond one: the
+            # stored string is one of the two spellings of the same moment.
+            condition = {
+                "ConditionExpression": "updated_at IN (:json, :iso)",
+                "ExpressionAttributeValues": {
+                    ":json": {"S": previous.model_dump(mode="json")["updated_at"]},
+                    ":iso": {"S": _iso(previous.updated_at)},
+                },
+            }
+        try:
+            self._dynamodb.put_item(TableName=self._table, Item=_item(device), **condition)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise DependencyUnavailable(f"DynamoDB PutItem of a device failed: {error}") from error
+        except BotoCoreError as error:
+            raise DependencyUnavailable(f"DynamoDB PutItem of a device failed: {error}") from error
+        return True
+
+    def delete(self, mailbox: str, device_id: str) -> bool:
+        """Delete the device; False when there was none."""
+        try:
+            response = self._dynamodb.delete_item(
+                TableName=self._table, Key=_key(mailbox, device_id), ReturnValues="ALL_OLD"
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise DependencyUnavailable(f"DynamoDB DeleteItem of a device failed: {error}") from error
+        return "Attributes" in response
+
     def put(self, device: Device) -> None:
         try:
             self._dynamodb.put_item(TableName=self._table, Item=_item(device))

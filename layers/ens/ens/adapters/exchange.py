@@ -30,6 +30,7 @@ from exchangelib.folders import Contacts, Folder, FolderCollection, Root
 from exchangelib.items import ID_ONLY, Message
 from exchangelib.properties import DistinguishedFolderId, HTMLBody, Mailbox
 from exchangelib.protocol import BaseProtocol
+from exchangelib.services import SubscribeToPush
 from exchangelib.version import (
     EXCHANGE_2010_SP2,
     EXCHANGE_2013,
@@ -43,6 +44,7 @@ from lxml import html as lxml_html
 
 from ens.core.exchange_servers import AuthType, ExchangeDirectory, ExchangeServer, ExchangeVersion
 from ens.core.mail import Mail
+from ens.core.registrations import DEFAULT_STATUS_FREQUENCY_MINUTES, SUBSCRIPTION_EVENT_TYPES
 from ens.errors import AdminActionRequired, DependencyUnavailable, ExchangeBusy
 
 logger = Logger(child=True)
@@ -187,7 +189,7 @@ def _utc(moment: Any) -> datetime:
 
 
 class ExchangeMailSource:
-    """What the consumer reads from Exchange. Thread-safe: mailboxes are fetched side by side."""
+    """What the consumer reads from Exchange, and the devices API's Subscribe. Thread-safe: mailboxes are fetched side by side."""
 
     def __init__(
         self,
@@ -281,6 +283,35 @@ class ExchangeMailSource:
                     if entry.email and "@" in entry.email:
                         addresses.add(entry.email.strip().lower())
         return frozenset(addresses)
+
+    def subscribe_push(
+        self,
+        mailbox: str,
+        callback_url: str,
+        *,
+        folders: Sequence[str] = ("inbox",),
+        event_types: Sequence[str] = SUBSCRIPTION_EVENT_TYPES,
+        status_frequency_minutes: int = DEFAULT_STATUS_FREQUENCY_MINUTES,
+    ) -> tuple[str, str]:
+        """Subscribe the mailbox's folders (distinguished names) to push: (SubscriptionId, watermark).
+
+        One Subscribe request: the folders are named by DistinguishedFolderId with the mailbox, so
+        exchangelib asks for no folder first (`account.inbox` would cost a GetFolder).
+        """
+        connection = self._connection(mailbox)
+        account = connection.account(mailbox)
+        folder_ids = [
+            DistinguishedFolderId(id=name, mailbox=Mailbox(email_address=mailbox)) for name in folders
+        ]
+        with self._request(connection, "Subscribe", mailbox):
+            subscription_id, watermark = SubscribeToPush(account=account).get(
+                folders=folder_ids,
+                event_types=list(event_types),
+                watermark=None,
+                status_frequency=status_frequency_minutes,
+                url=callback_url,
+            )
+        return str(subscription_id), str(watermark)
 
     # -- helpers -------------------------------------------------------------------------------------
 

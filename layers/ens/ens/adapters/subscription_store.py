@@ -46,6 +46,43 @@ class DynamoSubscriptionStore:
         except (ClientError, BotoCoreError) as error:
             raise DependencyUnavailable(f"DynamoDB PutItem failed: {error}") from error
 
+    def activate(self, token: str, subscription_id: str, watermark: str) -> bool:
+        """Store Exchange's answer to Subscribe on a pending record; False when it is no longer pending
+        (retired meanwhile), so that its SubscriptionId is never accepted."""
+        return self._update(
+            token,
+            UpdateExpression="SET #state = :active, subscription_id = :id, last_watermark = :watermark",
+            ConditionExpression="#state = :pending",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={
+                ":active": {"S": SubscriptionState.ACTIVE.value},
+                ":pending": {"S": SubscriptionState.PENDING.value},
+                ":id": {"S": subscription_id},
+                ":watermark": {"S": watermark},
+            },
+        )
+
+    def retire(self, token: str) -> None:
+        """The webhook answers Unsubscribe from now on, which makes Exchange end the subscription."""
+        self._update(
+            token,
+            UpdateExpression="SET #state = :retired",
+            ConditionExpression="attribute_exists(#token)",
+            ExpressionAttributeNames={"#state": "state", "#token": "token"},
+            ExpressionAttributeValues={":retired": {"S": SubscriptionState.RETIRED.value}},
+        )
+
+    def _update(self, token: str, **request: Any) -> bool:
+        try:
+            self._dynamodb.update_item(TableName=self._table, Key={"token": {"S": token}}, **request)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise DependencyUnavailable(f"DynamoDB UpdateItem failed: {error}") from error
+        except BotoCoreError as error:
+            raise DependencyUnavailable(f"DynamoDB UpdateItem failed: {error}") from error
+        return True
+
     def record_callback(self, subscription: Subscription, progress: CallbackProgress, seen_at: str) -> bool:
         """Store a callback's watermark, heartbeat and gap.
 
