@@ -35,3 +35,15 @@ class DeviceTokenRejected(Exception):
         super().__init__(f"the push relay refused the device token: HTTP {status} {reason}")
         self.status = status
         self.reason = reason
+
+
+class DeviceNotFound(Exception):
+    """No device with this id is registered (for this caller's mailbox)."""
+
+
+class Forbidden(Exception):
+    """The caller may not act for that mailbox, or the device id belongs to another mailbox."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
