@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import math
 import re
 import time
@@ -23,7 +24,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, OpenAPIResponseHeader
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parameters import get_secret
@@ -119,13 +120,16 @@ def _instance() -> str | None:
 
 
 def _problem_responses(*statuses: HTTPStatus) -> dict[int, OpenAPIResponse]:
-    return {
-        status.value: {
+    responses: dict[int, OpenAPIResponse] = {}
+    for status in statuses:
+        response: OpenAPIResponse = {
             "description": _PROBLEM_DESCRIPTIONS[status],
             "content": {PROBLEM_JSON: {"model": Problem}},
         }
-        for status in statuses
-    }
+        if status in _PROBLEM_HEADERS:
+            response["headers"] = {_PROBLEM_HEADERS[status][0]: _PROBLEM_HEADERS[status][1]}
+        responses[status.value] = response
+    return responses
 
 
 _PROBLEM_DESCRIPTIONS = {
@@ -138,6 +142,16 @@ _PROBLEM_DESCRIPTIONS = {
     HTTPStatus.UNPROCESSABLE_ENTITY: "Exchange refused the subscription; `code` says what an admin must fix",
     HTTPStatus.SERVICE_UNAVAILABLE: "Exchange or AWS is unavailable: retry after Retry-After seconds",
     HTTPStatus.INTERNAL_SERVER_ERROR: "An unexpected error; nothing was changed half-way",
+}
+_PROBLEM_HEADERS: dict[HTTPStatus, tuple[str, OpenAPIResponseHeader]] = {
+    HTTPStatus.UNAUTHORIZED: (
+        "WWW-Authenticate",
+        {"description": "The RFC 6750 challenge", "schema": {"type": "string"}},
+    ),
+    HTTPStatus.SERVICE_UNAVAILABLE: (
+        "Retry-After",
+        {"description": "Seconds to wait before retrying", "schema": {"type": "integer", "minimum": 1}},
+    ),
 }
 _COMMON = (
     HTTPStatus.UNAUTHORIZED,
@@ -569,3 +583,42 @@ def _proxy_result(problem: Problem, headers: Mapping[str, str]) -> dict[str, Any
         "body": problem.model_dump_json(exclude_none=True),
         "isBase64Encoded": False,
     }
+
+
+def openapi_document() -> str:
+    """docs/openapi.json: the routes above, their models, the bearer scheme and the problem answers."""
+    from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Server
+
+    document = json.loads(
+        app.get_openapi_json_schema(
+            title=API_TITLE,
+            version=API_VERSION,
+            description=(
+                "Register iOS devices for new-mail notifications from on-premises Exchange. "
+                "Every error is an RFC 9457 problem document. See docs/devices-api.md."
+            ),
+            servers=[Server(url="/", description="The DevicesApiUrl output of the stack")],
+            security_schemes={"bearerAuth": HTTPBearer(bearerFormat="JWT")},
+            security=[{"bearerAuth": []}],
+        )
+    )
+    # Powertools documents its own 422 validation answer; this API answers 400 with a problem.
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            default_422 = operation["responses"].get("422", {})
+            if "HTTPValidationError" in json.dumps(default_422):
+                del operation["responses"]["422"]
+    schemas = document["components"]["schemas"]
+    used: set[str] = set()
+    pending = [json.dumps(document["paths"])]
+    while pending:
+        for name in re.findall(r"#/components/schemas/([A-Za-z0-9_.-]+)", pending.pop()):
+            if name not in used:
+                used.add(name)
+                pending.append(json.dumps(schemas[name]))
+    document["components"]["schemas"] = {name: schemas[name] for name in sorted(used)}
+    return json.dumps(document, indent=2) + "\n"
+
+
+if __name__ == "__main__":  # `make openapi`
+    print(openapi_document(), end="")

@@ -20,6 +20,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from jwt.exceptions import InvalidJTIError, InvalidSubjectError
 
 from ens.core.registrations import Caller
 
@@ -227,6 +228,8 @@ def verify(token: str, policy: JwtPolicy, keys: JwtKeys) -> Caller:
             raise Unauthenticated(AuthFailure.AUDIENCE, "the token is not meant for this API") from None
         except jwt.MissingRequiredClaimError as error:
             raise Unauthenticated(AuthFailure.CLAIMS, f"the token has no {error.claim} claim") from None
+        except (InvalidSubjectError, InvalidJTIError):
+            raise Unauthenticated(AuthFailure.CLAIMS, "the token's claims are not valid") from None
         except (jwt.InvalidKeyError, jwt.InvalidAlgorithmError):
             raise Unauthenticated(AuthFailure.ALGORITHM, "the token's algorithm is not accepted") from None
         except jwt.InvalidTokenError:
