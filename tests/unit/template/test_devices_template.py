@@ -103,7 +103,20 @@ def test_the_devices_function_gets_every_setting_devices_settings_reads(template
 def test_the_devices_settings_refuse_an_unknown_jwt_algorithm_naming_it() -> None:
     from ens.settings import DevicesSettings, SettingsError
 
-    environ = dict.fromkeys(("DEVICES_TABLE", "SUBSCRIPTIONS_TABLE", "MAILBOXES_TABLE", "DECISIONS_TABLE", "EXCHANGE_SERVERS_SECRET", "WEBHOOK_BASE_URL", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_KEY_SECRET"), "x")
+    environ = dict.fromkeys(
+        (
+            "DEVICES_TABLE",
+            "SUBSCRIPTIONS_TABLE",
+            "MAILBOXES_TABLE",
+            "DECISIONS_TABLE",
+            "EXCHANGE_SERVERS_SECRET",
+            "WEBHOOK_BASE_URL",
+            "JWT_ISSUER",
+            "JWT_AUDIENCE",
+            "JWT_KEY_SECRET",
+        ),
+        "x",
+    )
 
     with pytest.raises(SettingsError, match="NONE"):
         DevicesSettings.from_environ({**environ, "JWT_ALGORITHMS": "RS256,none"})
