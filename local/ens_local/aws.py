@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
-from ens_local.template import QUEUE, TABLE, Resolver, Template, TemplateError
+from ens_local.template import API, QUEUE, TABLE, Resolver, Template, TemplateError
 
 LOCAL_ACCOUNT_ID = "123456789012"  # moto's fixed account
 # "local_stack.*", never "ens_local.*": Powertools' filter would swallow it (see LOGGER in ens_local.stack).
@@ -123,7 +123,11 @@ class ProvisionedStack:
         return f"{self.aws.stack_name}-{logical_id}"
 
     def resolver(self) -> Resolver:
-        refs = {**self.parameters, **self.table_names, **self.queue_urls}
+        # A RestApi's !Ref is its id; locally the logical id stands in, so a URL built from it (the
+        # devices API's WEBHOOK_BASE_URL) resolves, and the settings file's [environment] replaces it
+        # with the local front's URL.
+        apis = {logical_id: logical_id for logical_id in self.template.logical_ids(API)}
+        refs = {**self.parameters, **apis, **self.table_names, **self.queue_urls}
         return Resolver(
             refs=refs,
             attribute=self._attribute,

@@ -100,3 +100,73 @@ class ConsumerSettings:
             push_idempotency_hours=_positive_int(environ, "PUSH_IDEMPOTENCY_HOURS", 72),
             secrets_max_age_seconds=_positive_int(environ, "SECRETS_MAX_AGE_SECONDS", 300),
         )
+
+
+def _bounded_int(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    value = _positive_int(environ, name, default)
+    if not low <= value <= high:
+        raise SettingsError(f"environment variable {name} must be within {low}..{high}, not {value}")
+    return value
+
+
+def _names(environ: Mapping[str, str], name: str, default: str) -> tuple[str, ...]:
+    raw = environ.get(name, "").strip() or default
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class DevicesSettings:
+    devices_table: str
+    subscriptions_table: str
+    mailboxes_table: str
+    decisions_table: str
+    exchange_servers_secret: str
+    webhook_base_url: str
+    status_frequency_minutes: int
+    subscription_folders: tuple[str, ...]
+    jwt_issuer: str
+    jwt_audience: str
+    jwt_algorithms: frozenset[str]
+    jwt_key_secret: str
+    jwt_mailbox_claim: str
+    jwt_admin_scope: str
+    decision_ttl_days: int
+    ews_max_concurrency: int
+    ews_timeout_seconds: int
+    secrets_max_age_seconds: int
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> DevicesSettings:
+        from ens.core.auth import SUPPORTED_ALGORITHMS
+
+        algorithms = frozenset(a.upper() for a in _names(environ, "JWT_ALGORITHMS", "RS256"))
+        unknown = algorithms - SUPPORTED_ALGORITHMS
+        if unknown:
+            raise SettingsError(
+                f"environment variable JWT_ALGORITHMS names {sorted(unknown)}; "
+                f"known: {', '.join(sorted(SUPPORTED_ALGORITHMS))}"
+            )
+        webhook_base_url = _required(environ, "WEBHOOK_BASE_URL")
+        if not webhook_base_url.endswith("/"):
+            webhook_base_url += "/"  # each subscription appends its token
+        return cls(
+            devices_table=_required(environ, "DEVICES_TABLE"),
+            subscriptions_table=_required(environ, "SUBSCRIPTIONS_TABLE"),
+            mailboxes_table=_required(environ, "MAILBOXES_TABLE"),
+            decisions_table=_required(environ, "DECISIONS_TABLE"),
+            exchange_servers_secret=_required(environ, "EXCHANGE_SERVERS_SECRET"),
+            webhook_base_url=webhook_base_url,
+            # EWS accepts a StatusFrequency of 1..1440 minutes.
+            status_frequency_minutes=_bounded_int(environ, "STATUS_FREQUENCY_MINUTES", 15, 1, 1440),
+            subscription_folders=_names(environ, "SUBSCRIPTION_FOLDERS", "inbox"),
+            jwt_issuer=_required(environ, "JWT_ISSUER"),
+            jwt_audience=_required(environ, "JWT_AUDIENCE"),
+            jwt_algorithms=algorithms,
+            jwt_key_secret=_required(environ, "JWT_KEY_SECRET"),
+            jwt_mailbox_claim=environ.get("JWT_MAILBOX_CLAIM", "").strip() or "sub",
+            jwt_admin_scope=environ.get("JWT_ADMIN_SCOPE", "").strip() or "ens:admin",
+            decision_ttl_days=_positive_int(environ, "DECISION_TTL_DAYS", 14),
+            ews_max_concurrency=_positive_int(environ, "EWS_MAX_CONCURRENCY", 10),
+            ews_timeout_seconds=_positive_int(environ, "EWS_TIMEOUT_SECONDS", 10),
+            secrets_max_age_seconds=_positive_int(environ, "SECRETS_MAX_AGE_SECONDS", 300),
+        )

@@ -49,6 +49,7 @@ def test_each_api_deploys_only_its_own_throttled_stage_and_no_implicit_stage_nam
         (logical_id, props["StageName"]) for logical_id, props in deployments.items() if "StageName" in props
     ]
 
-    assert created == [("WebhookApiStage", {"Ref": "Stage"})]
+    assert sorted(created) == [("DevicesApiStage", {"Ref": "Stage"}), ("WebhookApiStage", {"Ref": "Stage"})]
     assert stages["WebhookApiStage"]["MethodSettings"][0]["ThrottlingRateLimit"] == 200
-    assert set(of_type(translated, "AWS::ApiGateway::RestApi")) == {"WebhookApi"}
+    assert stages["DevicesApiStage"]["MethodSettings"][0]["ThrottlingRateLimit"] == 50
+    assert set(of_type(translated, "AWS::ApiGateway::RestApi")) == {"WebhookApi", "DevicesApi"}
