@@ -191,8 +191,8 @@ class Settings(_Model):
     exchange_simulator: SimulatorSettings = SimulatorSettings()
     push_sink: PushSinkSettings = PushSinkSettings()
     demo_subscriptions: tuple[DemoSubscription, ...] = Field((), strict=False)  # a TOML array is a list
-    # [[demo_devices]]: devices written at start (fields of ens.core.devices.Device, rules as a table),
-    # standing in for the devices API until it exists.
+    # [[demo_devices]]: devices registered at start through the devices API (the fields of a
+    # registration, rules as a table), which subscribes their mailboxes.
     demo_devices: tuple[DemoDevice, ...] = Field((), strict=False)
 
     @model_validator(mode="before")

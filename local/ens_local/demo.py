@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ens.adapters.device_store import DynamoDeviceStore
 from ens.adapters.subscription_store import DynamoSubscriptionStore
-from ens.core.devices import Device
 from ens.core.exchange_servers import ExchangeDirectory
 from ens.core.subscriptions import Subscription, SubscriptionState, new_callback_token
 
@@ -55,16 +53,32 @@ def seed_demo_subscriptions(stack: LocalStack) -> None:
         log.info("demo subscription %s for %s (static)", demo.subscription_id, demo.mailbox)
 
 
-def seed_demo_devices(stack: LocalStack) -> None:
-    """Write the [[demo_devices]] records, as the devices API will."""
-    store = DynamoDeviceStore(stack.table_names["DevicesTable"], stack.client("dynamodb"))
-    now = datetime.now(UTC)
+def register_demo_devices(stack: LocalStack) -> list[dict[str, Any]]:
+    """Register each [[demo_devices]] entry through the devices API, as a phone's app would: with a
+    token minted from the settings file, so the API subscribes the mailbox in Exchange itself."""
+    import requests
+
+    from ens_local.tokens import mint
+
+    registered: list[dict[str, Any]] = []
     for table in stack.settings.demo_devices:
-        device = Device.model_validate({"registered_at": now, "updated_at": now, **table})
-        store.put(device)
-        log.info(
-            "demo device %s for %s (%s mode)", device.device_id, device.mailbox, device.rules.content.value
+        body = {key: value for key, value in table.items() if key != "device_id"}
+        token = mint(stack.settings, str(table["mailbox"]))
+        answer = requests.put(
+            f"{stack.api_url}/v1/devices/{table['device_id']}",
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
         )
+        if answer.status_code not in (200, 201):
+            raise RuntimeError(
+                f"registering demo device {table['device_id']} failed: HTTP {answer.status_code} {answer.text[:500]}"
+            )
+        registered.append(answer.json())
+        log.info(
+            "demo device %s registered for %s through the devices API", table["device_id"], table["mailbox"]
+        )
+    return registered
 
 
 def subscribe_demo_mailboxes(stack: LocalStack) -> list[Subscription]:

@@ -23,7 +23,7 @@ from ens.core.subscriptions import Subscription
 from ens_local.api_gateway import ApiGatewayFront
 from ens_local.aws import LocalAws, ProvisionedStack, provision
 from ens_local.config import Settings, StackSettings, fill_placeholders
-from ens_local.demo import seed_demo_devices, seed_demo_subscriptions, subscribe_demo_mailboxes
+from ens_local.demo import register_demo_devices, seed_demo_subscriptions, subscribe_demo_mailboxes
 from ens_local.functions import (
     LoadedFunction,
     apply_environment,
@@ -45,7 +45,7 @@ Seeder = Callable[["LocalStack"], None]
 # message is handled, when [stack] seed = true. Each gets the LocalStack (stack.aws.client("dynamodb"),
 # stack.table_names, stack.queue_urls, stack.settings). Append to it from the module that owns the
 # demo data, e.g. `SEEDERS.append(seed_demo_subscriptions)`; a LocalStack(seeders=[...]) overrides it.
-SEEDERS: list[Seeder] = [seed_demo_subscriptions, seed_demo_devices]
+SEEDERS: list[Seeder] = [seed_demo_subscriptions]
 
 # What `sam local` puts in every function's environment; Powertools' Tracer reads it to stay off.
 SAM_LOCAL_ENVIRONMENT = {"AWS_SAM_LOCAL": "true"}
@@ -84,6 +84,7 @@ class LocalStack:
         self.simulator: Any = None
         self.push_sink: Any = None
         self.live_subscriptions: list[Subscription] = []
+        self.demo_devices: list[dict[str, Any]] = []
         self.environment: dict[str, str] = {}
         self._previous_environment: dict[str, str | None] = {}
         self._running = False
@@ -180,6 +181,8 @@ class LocalStack:
         if stack.seed:
             # Last: Exchange's callbacks need the front and the webhook to be up.
             self.live_subscriptions = subscribe_demo_mailboxes(self)
+            # Through the devices API, which subscribes their mailboxes: the pollers and front are up.
+            self.demo_devices = register_demo_devices(self)
 
     def stop(self) -> None:
         # Signal every poller first so their long polls end together, not one after another.
@@ -293,10 +296,16 @@ class LocalStack:
                 f"  subscribed  {subscription.mailbox} (simulator push -> webhook, "
                 f"SubscriptionId {subscription.subscription_id})"
             )
-        if self.live_subscriptions and self.simulator is not None:
+        for device in self.demo_devices:
+            lines.append(
+                f"  device      {device['device_id']} of {device['mailbox']} (registered through the devices API; "
+                f"subscription {device['subscription']['status']})"
+            )
+        subscribed = [s.mailbox for s in self.live_subscriptions] + [d["mailbox"] for d in self.demo_devices]
+        if subscribed and self.simulator is not None:
             lines.append(
                 f"  try         curl -X POST {self.simulator.base_url}/_sim/mailboxes/"
-                f"{self.live_subscriptions[0].mailbox}/messages -H 'Content-Type: application/json' "
+                f"{subscribed[0]}/messages -H 'Content-Type: application/json' "
                 """-d '{"from": "ceo@contoso.example", "subject": "Hello"}'"""
             )
         return lines
