@@ -8,8 +8,6 @@ generated from the routes below (`make openapi`).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import math
 import re
@@ -24,14 +22,24 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, OpenAPIResponseHeader
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parameters import get_secret
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime
 
 from ens.adapters.jwt_auth import JwtAuthenticator, SecretsJwtKeys
+from ens.api.openapi import tidy_openapi
+from ens.api.problems import (
+    COMMON_PROBLEMS,
+    PROBLEM_JSON,
+    FieldProblem,
+    Problem,
+    ProblemRaised,
+    check_json_body,
+    problem_responses,
+    proxy_result,
+)
 from ens.core.auth import AuthFailure, JwtPolicy, Unauthenticated
 from ens.core.registrations import Caller, DecisionView, DeviceRegistration, DeviceView
 from ens.errors import AdminActionRequired, DependencyUnavailable, DeviceNotFound, ExchangeBusy, Forbidden
@@ -44,7 +52,6 @@ API_TITLE = "ENS devices API"
 API_VERSION = "1.0.0"
 MAX_BODY_BYTES = 64 * 1024
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
-PROBLEM_JSON = "application/problem+json"
 DEPENDENCY_RETRY_AFTER_SECONDS = 30
 _DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 _DEVICE_PATH = re.compile(r"^/v1/devices/[^/]+(/decisions)?/?$")
@@ -64,39 +71,6 @@ class DeviceRegistry(Protocol):
     def decisions(
         self, device_id: str, caller: Caller, *, limit: int, since: datetime | None
     ) -> list[DecisionView]: ...
-
-
-class FieldProblem(BaseModel):
-    """One invalid part of a request: where (`body.rules.work_start`, `query.limit`) and why."""
-
-    model_config = ConfigDict(frozen=True)
-
-    location: str
-    message: str
-
-
-class Problem(BaseModel):
-    """An RFC 9457 problem document."""
-
-    model_config = ConfigDict(frozen=True)
-
-    type: str = "about:blank"
-    title: str
-    status: int
-    detail: str | None = None
-    instance: str | None = None
-    code: str | None = None  # 422: what an admin must fix (impersonation_denied, mailbox_unknown, ...)
-    errors: list[FieldProblem] | None = None  # 400: every invalid field
-
-
-class ProblemRaised(Exception):
-    """Ends a request with a problem document, from wherever in the handler it is known."""
-
-    def __init__(self, problem: Problem, headers: Mapping[str, str] | None = None, reason: str = "") -> None:
-        super().__init__(problem.title)
-        self.problem = problem
-        self.headers = dict(headers or {})
-        self.reason = reason
 
 
 def _problem(
@@ -119,48 +93,6 @@ def _instance() -> str | None:
         return None
 
 
-def _problem_responses(*statuses: HTTPStatus) -> dict[int, OpenAPIResponse]:
-    responses: dict[int, OpenAPIResponse] = {}
-    for status in statuses:
-        response: OpenAPIResponse = {
-            "description": _PROBLEM_DESCRIPTIONS[status],
-            "content": {PROBLEM_JSON: {"model": Problem}},
-        }
-        if status in _PROBLEM_HEADERS:
-            response["headers"] = {_PROBLEM_HEADERS[status][0]: _PROBLEM_HEADERS[status][1]}
-        responses[status.value] = response
-    return responses
-
-
-_PROBLEM_DESCRIPTIONS = {
-    HTTPStatus.BAD_REQUEST: "Invalid request: `errors` lists each invalid field",
-    HTTPStatus.UNAUTHORIZED: "No valid bearer token (see WWW-Authenticate)",
-    HTTPStatus.FORBIDDEN: "The token's mailbox may not act for this device or mailbox",
-    HTTPStatus.NOT_FOUND: "No such device (or not a device id)",
-    HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "The body exceeds 64 KiB",
-    HTTPStatus.UNSUPPORTED_MEDIA_TYPE: "The body is not application/json",
-    HTTPStatus.UNPROCESSABLE_ENTITY: "Exchange refused the subscription; `code` says what an admin must fix",
-    HTTPStatus.SERVICE_UNAVAILABLE: "Exchange or AWS is unavailable: retry after Retry-After seconds",
-    HTTPStatus.INTERNAL_SERVER_ERROR: "An unexpected error; nothing was changed half-way",
-}
-_PROBLEM_HEADERS: dict[HTTPStatus, tuple[str, OpenAPIResponseHeader]] = {
-    HTTPStatus.UNAUTHORIZED: (
-        "WWW-Authenticate",
-        {"description": "The RFC 6750 challenge", "schema": {"type": "string"}},
-    ),
-    HTTPStatus.SERVICE_UNAVAILABLE: (
-        "Retry-After",
-        {"description": "Seconds to wait before retrying", "schema": {"type": "integer", "minimum": 1}},
-    ),
-}
-_COMMON = (
-    HTTPStatus.UNAUTHORIZED,
-    HTTPStatus.FORBIDDEN,
-    HTTPStatus.NOT_FOUND,
-    HTTPStatus.SERVICE_UNAVAILABLE,
-    HTTPStatus.INTERNAL_SERVER_ERROR,
-)
-
 app = APIGatewayRestResolver(enable_validation=True)
 
 DeviceId = Annotated[str, Path(pattern=DEVICE_ID_PATTERN, description="The device's id, chosen by the app")]
@@ -175,12 +107,12 @@ DeviceId = Annotated[str, Path(pattern=DEVICE_ID_PATTERN, description="The devic
     responses={
         200: {"description": "Updated or unchanged", "content": {"application/json": {"model": DeviceView}}},
         201: {"description": "Registered", "content": {"application/json": {"model": DeviceView}}},
-        **_problem_responses(
+        **problem_responses(
             HTTPStatus.BAD_REQUEST,
             HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
             HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
             HTTPStatus.UNPROCESSABLE_ENTITY,
-            *_COMMON,
+            *COMMON_PROBLEMS,
         ),
     },
 )
@@ -200,7 +132,7 @@ def put_device(
     tags=["devices"],
     responses={
         200: {"description": "The device", "content": {"application/json": {"model": DeviceView}}},
-        **_problem_responses(HTTPStatus.BAD_REQUEST, *_COMMON),
+        **problem_responses(HTTPStatus.BAD_REQUEST, *COMMON_PROBLEMS),
     },
 )
 def get_device(deviceId: DeviceId) -> Response[DeviceView]:  # noqa: N803
@@ -214,7 +146,7 @@ def get_device(deviceId: DeviceId) -> Response[DeviceView]:  # noqa: N803
     tags=["devices"],
     responses={
         204: {"description": "Unregistered"},
-        **_problem_responses(HTTPStatus.BAD_REQUEST, *_COMMON),
+        **problem_responses(HTTPStatus.BAD_REQUEST, *COMMON_PROBLEMS),
     },
 )
 def delete_device(deviceId: DeviceId) -> Response[None]:  # noqa: N803
@@ -233,7 +165,7 @@ def delete_device(deviceId: DeviceId) -> Response[None]:  # noqa: N803
             "description": "Decisions, newest first",
             "content": {"application/json": {"model": list[DecisionView]}},
         },
-        **_problem_responses(HTTPStatus.BAD_REQUEST, *_COMMON),
+        **problem_responses(HTTPStatus.BAD_REQUEST, *COMMON_PROBLEMS),
     },
 )
 def get_decisions(
@@ -482,7 +414,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         result = app.resolve(event, context)
     except ProblemRaised as raised:
         reason = raised.reason
-        result = _proxy_result(raised.problem, raised.headers)
+        result = proxy_result(raised.problem, raised.headers)
     finally:
         app.context.clear()
     # One line per request; the route's template, not the path, and never a header.
@@ -540,49 +472,8 @@ def _admit(event: Mapping[str, Any]) -> Caller:
             {"Retry-After": str(DEPENDENCY_RETRY_AFTER_SECONDS)},
         ) from None
     if str(event.get("httpMethod")) == "PUT" and _DEVICE_PATH.match(path):
-        _check_body(event, headers, path)
+        check_json_body(event, headers, path, MAX_BODY_BYTES)
     return caller
-
-
-def _check_body(event: Mapping[str, Any], headers: Mapping[str, str], path: str) -> None:
-    body = event.get("body") or ""
-    size = len(body.encode()) if isinstance(body, str) else 0
-    if event.get("isBase64Encoded"):
-        try:
-            size = len(base64.b64decode(body, validate=True))
-        except (binascii.Error, ValueError):
-            size = len(body)
-    if size > MAX_BODY_BYTES:
-        raise ProblemRaised(
-            Problem(
-                title=HTTPStatus.REQUEST_ENTITY_TOO_LARGE.phrase,
-                status=HTTPStatus.REQUEST_ENTITY_TOO_LARGE.value,
-                detail=f"the body exceeds {MAX_BODY_BYTES} bytes",
-                instance=path,
-            )
-        )
-    media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type != "application/json" and not (
-        media_type.startswith("application/") and media_type.endswith("+json")
-    ):
-        raise ProblemRaised(
-            Problem(
-                title=HTTPStatus.UNSUPPORTED_MEDIA_TYPE.phrase,
-                status=HTTPStatus.UNSUPPORTED_MEDIA_TYPE.value,
-                detail="the body must be application/json",
-                instance=path,
-            ),
-            {"Accept": "application/json"},
-        )
-
-
-def _proxy_result(problem: Problem, headers: Mapping[str, str]) -> dict[str, Any]:
-    return {
-        "statusCode": problem.status,
-        "headers": {"Content-Type": PROBLEM_JSON, **headers},
-        "body": problem.model_dump_json(exclude_none=True),
-        "isBase64Encoded": False,
-    }
 
 
 def openapi_document() -> str:
@@ -602,21 +493,7 @@ def openapi_document() -> str:
             security=[{"bearerAuth": []}],
         )
     )
-    # Powertools documents its own 422 validation answer; this API answers 400 with a problem.
-    for operations in document["paths"].values():
-        for operation in operations.values():
-            default_422 = operation["responses"].get("422", {})
-            if "HTTPValidationError" in json.dumps(default_422):
-                del operation["responses"]["422"]
-    schemas = document["components"]["schemas"]
-    used: set[str] = set()
-    pending = [json.dumps(document["paths"])]
-    while pending:
-        for name in re.findall(r"#/components/schemas/([A-Za-z0-9_.-]+)", pending.pop()):
-            if name not in used:
-                used.add(name)
-                pending.append(json.dumps(schemas[name]))
-    document["components"]["schemas"] = {name: schemas[name] for name in sorted(used)}
+    tidy_openapi(document)
     return json.dumps(document, indent=2) + "\n"
 
 

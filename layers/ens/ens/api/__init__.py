@@ -1,0 +1,1 @@
+"""HTTP presentation shared by ENS's API handlers (problem documents, request envelope)."""
