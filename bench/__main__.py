@@ -5,6 +5,7 @@ from bench import (
     consumer_cold_import,
     consumer_latency,
     consumer_throughput,
+    devices_api,
     parse_reply,
     webhook_handling,
 )
@@ -17,5 +18,6 @@ for benchmark in (
     consumer_cold_import,
     consumer_throughput,
     consumer_latency,
+    devices_api,
 ):
     print("\n".join(benchmark.run()), end="\n\n", flush=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import statistics
 import subprocess
 import sys
+from collections.abc import Mapping
 
 from bench.cold_import import RUNS, import_microseconds
 from support.cold_start import REPO, webhook_cold_start_environment
@@ -24,14 +25,15 @@ def consumer_cold_start_environment() -> dict[str, str]:
     }
 
 
-def peak_rss_after_import_kib(module: str) -> int:
+def peak_rss_after_import_kib(module: str, environment: Mapping[str, str] | None = None) -> int:
+    """VmHWM after `import module` in a fresh interpreter (the consumer's environment unless another is given)."""
     result = subprocess.run(
         [
             sys.executable,
             "-c",
             f"import {module}; from bench.lambda_worker import memory_kib; print(memory_kib())",
         ],
-        env=consumer_cold_start_environment(),
+        env=dict(environment) if environment is not None else consumer_cold_start_environment(),
         cwd=REPO,
         capture_output=True,
         text=True,
