@@ -31,6 +31,7 @@ from ens.core.registrations import (
     MailboxSubscription,
 )
 from ens.core.subscriptions import Subscription, SubscriptionState
+from ens.core.watchdog import DUE_SHARD
 from ens.errors import DependencyUnavailable
 from ens.services.devices import DeviceRegistry, RegistryPolicy
 from support.consumer_fakes import MAILBOX, ManualClock
@@ -148,7 +149,7 @@ class RegistrySubscriptionStore(InMemorySubscriptionStore):
         with self._lock:
             super().put(subscription)
 
-    def activate(self, token: str, subscription_id: str, watermark: str) -> bool:
+    def activate(self, token: str, subscription_id: str, watermark: str, due_at: str | None = None) -> bool:
         with self._lock:
             if self.fail_next_activate:
                 self.fail_next_activate = False
@@ -161,6 +162,7 @@ class RegistrySubscriptionStore(InMemorySubscriptionStore):
                 state=SubscriptionState.ACTIVE,
                 subscription_id=subscription_id,
                 last_watermark=watermark,
+                **({"due_at": due_at, "due_shard": DUE_SHARD} if due_at is not None else {}),
             )
             return True
 
@@ -168,7 +170,9 @@ class RegistrySubscriptionStore(InMemorySubscriptionStore):
         with self._lock:
             current = self.subscriptions.get(token)
             if current is not None:
-                self.subscriptions[token] = dataclasses.replace(current, state=SubscriptionState.RETIRED)
+                self.subscriptions[token] = dataclasses.replace(
+                    current, state=SubscriptionState.RETIRED, due_shard=None, due_at=None
+                )
 
     def of(self, mailbox: str) -> list[Subscription]:
         with self._lock:
