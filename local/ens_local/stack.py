@@ -8,8 +8,9 @@
    and the push sink's token secret;
 4. resolve every function's template environment, add the local AWS variables and [environment],
    refuse conflicting values, and apply the result to os.environ (restored on stop);
-5. import every function's handler, serve the template's Api events, and start one SQS poller per
-   SQS event in the template. A function added to template.yaml is picked up here, unedited.
+5. import every function's handler, serve the template's Api events, start one SQS poller per
+   SQS event and one scheduler thread per Schedule event (rate() only) in the template. A function
+   added to template.yaml is picked up here, unedited.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from ens_local.functions import (
     merge_environments,
     restore_environment,
 )
+from ens_local.scheduler import ScheduledRun
 from ens_local.sqs_trigger import BatchOutcome, Handler, SqsTrigger
-from ens_local.template import API, Template
+from ens_local.template import API, Template, rate_seconds
 
 # Not "ens_local...": Powertools' Logger(service="ens") filters, on the root handlers, every logger
 # whose name contains "ens", which would swallow these lines (and hide them from pytest's caplog).
@@ -59,8 +61,8 @@ class LocalStack:
     """Runs the service locally; use as a context manager or call start() and stop().
 
     `aws` lets tests share one running moto server (each LocalStack names its resources after its
-    own stack_name). `start_pollers=False` leaves SQS polling to `poll_all_once()`, for tests that
-    want each batch at a moment of their choosing.
+    own stack_name). `start_pollers=False` leaves SQS polling to `poll_all_once()` and scheduled
+    runs to `run_schedules_once()`, for tests that want each at a moment of their choosing.
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class LocalStack:
         self.provisioned: ProvisionedStack | None = None
         self.functions: dict[str, LoadedFunction] = {}
         self.triggers: list[SqsTrigger] = []
+        self.schedules: list[ScheduledRun] = []
         self.front: ApiGatewayFront | None = None
         self.simulator: Any = None
         self.push_sink: Any = None
@@ -178,6 +181,16 @@ class LocalStack:
                         region=stack.region,
                     )
                 )
+            for schedule in spec.schedules:
+                run = ScheduledRun(
+                    function=self.functions[spec.logical_id],
+                    name=schedule.name,
+                    rate_seconds=rate_seconds(str(resolver.resolve(schedule.expression_source))),
+                    region=stack.region,
+                )
+                self.schedules.append(run)
+                if self._start_pollers:
+                    run.start()
         if stack.seed:
             # Last: Exchange's callbacks need the front and the webhook to be up.
             self.live_subscriptions = subscribe_demo_mailboxes(self)
@@ -190,6 +203,8 @@ class LocalStack:
             trigger.request_stop()
         for trigger in self.triggers:
             trigger.stop()
+        for run in self.schedules:
+            run.stop()
         if self.front is not None:
             self.front.stop()
             self.front = None
@@ -277,6 +292,8 @@ class LocalStack:
                 f"  SQS trigger {trigger.name} <- {trigger.queue_url.rsplit('/', 1)[-1]} "
                 f"(batch {trigger.batch_size}{', partial failures' if trigger.report_batch_item_failures else ''})"
             )
+        for run in self.schedules:
+            lines.append(f"  schedule    {run.function.logical_id}.{run.name} every {run.rate_seconds} s")
         if self.simulator is not None:
             lines.append(
                 f"  Exchange    {self.simulator.ews_url} (simulator; UI/API at {self.simulator.base_url})"
@@ -351,6 +368,10 @@ class LocalStack:
     def poll_all_once(self) -> list[BatchOutcome]:
         """One poll of every trigger that is not polling in the background."""
         return [trigger.poll_once() for trigger in self.triggers if not trigger.polling]
+
+    def run_schedules_once(self) -> list[Any]:
+        """One run of every Schedule event not running in the background; what each handler returned."""
+        return [run.run_once() for run in self.schedules if not run.running]
 
     # -- helpers -------------------------------------------------------------------------------------
 

@@ -48,6 +48,30 @@ class QueueTrigger:
 
 
 @dataclass(frozen=True)
+class ScheduleTrigger:
+    """An EventBridge `Schedule` event: the function runs every `rate` (a rate() expression)."""
+
+    function: str
+    name: str  # the event's key in the template
+    expression_source: Any  # as written, e.g. !Sub "rate(${WatchdogIntervalMinutes} minutes)"
+
+
+_RATE = re.compile(r"rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)")
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def rate_seconds(expression: str) -> int:
+    """Seconds between runs of an EventBridge rate() expression; cron() is not reproduced locally."""
+    match = _RATE.fullmatch(expression.strip())
+    if match is None:
+        raise TemplateError(f"the local stack runs rate() schedules only, not {expression!r}")
+    count = int(match.group(1))
+    if count < 1:
+        raise TemplateError(f"{expression!r}: a rate is at least 1")
+    return count * _UNIT_SECONDS[match.group(2).removesuffix("s")]
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     logical_id: str
     code_dir: Path
@@ -56,6 +80,7 @@ class FunctionSpec:
     environment: dict[str, Any]  # still unresolved: values may hold intrinsic functions
     routes: tuple[ApiRoute, ...] = ()
     queue_triggers: tuple[QueueTrigger, ...] = ()
+    schedules: tuple[ScheduleTrigger, ...] = ()
     memory_mb: int = 128
     layers: tuple[Any, ...] = ()  # unresolved Layers entries, usually {"Ref": <LayerVersion>}
 
@@ -105,7 +130,8 @@ class Template:
         }
         routes: list[ApiRoute] = []
         triggers: list[QueueTrigger] = []
-        for event in properties.get("Events", {}).values():
+        schedules: list[ScheduleTrigger] = []
+        for event_name, event in properties.get("Events", {}).items():
             event_properties = event.get("Properties", {})
             if event["Type"] == "Api":
                 rest_api = event_properties.get("RestApiId")
@@ -119,6 +145,13 @@ class Template:
                         else "ServerlessRestApi",
                     )
                 )
+            elif event["Type"] == "Schedule":
+                if (
+                    event_properties.get("Enabled", True) is False
+                    or event_properties.get("State") == "DISABLED"
+                ):
+                    continue
+                schedules.append(ScheduleTrigger(logical_id, str(event_name), event_properties["Schedule"]))
             elif event["Type"] == "SQS":
                 queue = event_properties["Queue"]
                 if not (isinstance(queue, Mapping) and "Fn::GetAtt" in queue):
@@ -141,6 +174,7 @@ class Template:
             environment=merged_env,
             routes=tuple(routes),
             queue_triggers=tuple(triggers),
+            schedules=tuple(schedules),
             memory_mb=int(properties.get("MemorySize", self.globals_function.get("MemorySize", 128))),
             # SAM merges list-valued Globals: the Globals layers come first, the function's own after.
             layers=(*self.globals_function.get("Layers", []), *properties.get("Layers", [])),

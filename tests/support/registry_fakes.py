@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from ens.core.devices import Device
+from ens.core.mail import ReceivedMail
 from ens.core.registrations import (
     Caller,
     DecisionView,
@@ -31,7 +32,8 @@ from ens.core.registrations import (
     MailboxSubscription,
 )
 from ens.core.subscriptions import Subscription, SubscriptionState
-from ens.errors import DependencyUnavailable
+from ens.core.watchdog import DUE_SHARD
+from ens.errors import DependencyUnavailable, WatermarkInvalid
 from ens.services.devices import DeviceRegistry, RegistryPolicy
 from support.consumer_fakes import MAILBOX, ManualClock
 from support.webhook_fakes import InMemorySubscriptionStore
@@ -128,6 +130,33 @@ class InMemoryMailboxStore:
             )
             return True
 
+    def move_to(
+        self, mailbox: str, old_token: str, new_token: str, subscription_id: str, at: datetime
+    ) -> bool:
+        with self._lock:
+            current = self.records.get(mailbox)
+            if current is None or current.token != old_token:
+                return False
+            self.records[mailbox] = dataclasses.replace(
+                current,
+                token=new_token,
+                state=MailboxState.ACTIVE,
+                subscription_id=subscription_id,
+                updated_at=at,
+                reason=None,
+            )
+            return True
+
+    def mark_failed(self, mailbox: str, token: str, reason: str, at: datetime) -> bool:
+        with self._lock:
+            current = self.records.get(mailbox)
+            if current is None or current.token != token:
+                return False
+            self.records[mailbox] = dataclasses.replace(
+                current, state=MailboxState.FAILED, reason=reason, updated_at=at
+            )
+            return True
+
     def release(self, mailbox: str, token: str) -> bool:
         with self._lock:
             current = self.records.get(mailbox)
@@ -148,7 +177,7 @@ class RegistrySubscriptionStore(InMemorySubscriptionStore):
         with self._lock:
             super().put(subscription)
 
-    def activate(self, token: str, subscription_id: str, watermark: str) -> bool:
+    def activate(self, token: str, subscription_id: str, watermark: str, due_at: str | None = None) -> bool:
         with self._lock:
             if self.fail_next_activate:
                 self.fail_next_activate = False
@@ -161,6 +190,7 @@ class RegistrySubscriptionStore(InMemorySubscriptionStore):
                 state=SubscriptionState.ACTIVE,
                 subscription_id=subscription_id,
                 last_watermark=watermark,
+                **({"due_at": due_at, "due_shard": DUE_SHARD} if due_at is not None else {}),
             )
             return True
 
@@ -168,7 +198,28 @@ class RegistrySubscriptionStore(InMemorySubscriptionStore):
         with self._lock:
             current = self.subscriptions.get(token)
             if current is not None:
-                self.subscriptions[token] = dataclasses.replace(current, state=SubscriptionState.RETIRED)
+                self.subscriptions[token] = dataclasses.replace(
+                    current, state=SubscriptionState.RETIRED, due_shard=None, due_at=None
+                )
+
+    def due(self, now: str, limit: int) -> list[Subscription]:
+        with self._lock:
+            watched = [
+                s
+                for s in self.subscriptions.values()
+                if s.due_shard == DUE_SHARD and s.due_at is not None and s.due_at <= now
+            ]
+        return sorted(watched, key=lambda s: s.due_at or "")[:limit]
+
+    def record_failure(self, token: str, failures: int, reason: str, due_at: str) -> bool:
+        with self._lock:
+            current = self.subscriptions.get(token)
+            if current is None or current.state is SubscriptionState.RETIRED or current.due_shard is None:
+                return False
+            self.subscriptions[token] = dataclasses.replace(
+                current, watchdog_failures=failures, last_failure=reason, due_at=due_at
+            )
+            return True
 
     def of(self, mailbox: str) -> list[Subscription]:
         with self._lock:
@@ -182,13 +233,18 @@ class SubscribeCall:
     folders: tuple[str, ...]
     event_types: tuple[str, ...]
     status_frequency_minutes: int
+    watermark: str | None = None
 
 
 @dataclass
 class ScriptedExchange:
-    """Answers Subscribe with sub-1, sub-2, ... (watermarks wm-1, ...) unless told to fail."""
+    """Answers Subscribe with sub-1, sub-2, ... (watermarks wm-1, ...) unless told to fail; a watermark
+    in `invalid_watermarks` gets WatermarkInvalid. `inbox` is what reconcile's FindItem finds."""
 
     calls: list[SubscribeCall] = field(default_factory=list)
+    invalid_watermarks: set[str] = field(default_factory=set)
+    inbox: list[ReceivedMail] = field(default_factory=list)
+    searches: list[tuple[str, datetime]] = field(default_factory=list)
     failures: deque[Exception] = field(default_factory=deque)  # raised by the next calls
     # Runs inside Subscribe, before it answers: a test's hook into "while Exchange is answering".
     during: Callable[[], None] | None = None
@@ -202,20 +258,32 @@ class ScriptedExchange:
         folders: Sequence[str] = ("inbox",),
         event_types: Sequence[str] = (),
         status_frequency_minutes: int = 15,
+        watermark: str | None = None,
     ) -> tuple[str, str]:
         with self._lock:
             self.calls.append(
                 SubscribeCall(
-                    mailbox, callback_url, tuple(folders), tuple(event_types), status_frequency_minutes
+                    mailbox,
+                    callback_url,
+                    tuple(folders),
+                    tuple(event_types),
+                    status_frequency_minutes,
+                    watermark,
                 )
             )
             number = len(self.calls)
             failure = self.failures.popleft() if self.failures else None
+            if failure is None and watermark in self.invalid_watermarks:
+                failure = WatermarkInvalid(f"{watermark} has expired")
         if self.during is not None:
             self.during()
         if failure is not None:
             raise failure
         return f"sub-{number}", f"wm-{number}"
+
+    def mail_received_since(self, mailbox: str, since: datetime) -> list[ReceivedMail]:
+        self.searches.append((mailbox, since))
+        return [mail for mail in self.inbox if mail.received_at > since]
 
 
 @dataclass

@@ -11,9 +11,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from ens.core.mail_events import MailEvent
 from ens.core.subscriptions import CallbackProgress, Subscription, SubscriptionState
+from ens.core.watchdog import due_after_callback
 from ens.errors import DependencyUnavailable
 
 
@@ -45,7 +47,17 @@ class InMemorySubscriptionStore:
             or current.subscription_id != subscription.subscription_id
         ):
             return False
-        changes: dict[str, object] = {"last_seen_at": seen_at, "last_error_code": progress.error_code}
+        changes: dict[str, object] = {
+            "last_seen_at": seen_at,
+            "last_error_code": progress.error_code,
+            "due_at": due_after_callback(current, progress, seen_at, timedelta(minutes=5)),
+        }
+        if (
+            progress.last_event_at is not None
+            and progress.gap_from_watermark is None
+            and current.gap_from_watermark is None
+        ):
+            changes["last_event_at"] = progress.last_event_at
         if progress.last_watermark is not None:
             changes["last_watermark"] = progress.last_watermark
         if progress.heartbeat:

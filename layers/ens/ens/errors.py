@@ -28,6 +28,11 @@ class ExchangeBusy(DependencyUnavailable):
         self.back_off_seconds = back_off_seconds
 
 
+class WatermarkInvalid(Exception):
+    """ErrorInvalidWatermark: Exchange cannot resume a subscription from this watermark (older than
+    about 30 days, or lost). Subscribe fresh and reconcile instead."""
+
+
 class DeviceTokenRejected(Exception):
     """The push relay says this device token will never work again (APNs BadDeviceToken / Unregistered)."""
 

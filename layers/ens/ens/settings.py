@@ -170,3 +170,43 @@ class DevicesSettings:
             ews_timeout_seconds=_positive_int(environ, "EWS_TIMEOUT_SECONDS", 10),
             secrets_max_age_seconds=_positive_int(environ, "SECRETS_MAX_AGE_SECONDS", 300),
         )
+
+
+@dataclass(frozen=True)
+class WatchdogSettings:
+    subscriptions_table: str
+    mailboxes_table: str
+    notifications_queue_url: str
+    exchange_servers_secret: str
+    webhook_base_url: str
+    status_frequency_minutes: int
+    subscription_folders: tuple[str, ...]
+    ews_max_concurrency: int
+    ews_timeout_seconds: int
+    secrets_max_age_seconds: int
+    heartbeat_grace_minutes: int
+    give_up_after: int
+    max_retry_minutes: int
+    failed_retry_minutes: int
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> WatchdogSettings:
+        webhook_base_url = _required(environ, "WEBHOOK_BASE_URL")
+        if not webhook_base_url.endswith("/"):
+            webhook_base_url += "/"
+        return cls(
+            subscriptions_table=_required(environ, "SUBSCRIPTIONS_TABLE"),
+            mailboxes_table=_required(environ, "MAILBOXES_TABLE"),
+            notifications_queue_url=_required(environ, "NOTIFICATIONS_QUEUE_URL"),
+            exchange_servers_secret=_required(environ, "EXCHANGE_SERVERS_SECRET"),
+            webhook_base_url=webhook_base_url,
+            status_frequency_minutes=_bounded_int(environ, "STATUS_FREQUENCY_MINUTES", 15, 1, 1440),
+            subscription_folders=_names(environ, "SUBSCRIPTION_FOLDERS", "inbox"),
+            ews_max_concurrency=_positive_int(environ, "EWS_MAX_CONCURRENCY", 10),
+            ews_timeout_seconds=_positive_int(environ, "EWS_TIMEOUT_SECONDS", 10),
+            secrets_max_age_seconds=_positive_int(environ, "SECRETS_MAX_AGE_SECONDS", 300),
+            heartbeat_grace_minutes=_positive_int(environ, "HEARTBEAT_GRACE_MINUTES", 5),
+            give_up_after=_positive_int(environ, "WATCHDOG_GIVE_UP_AFTER", 5),
+            max_retry_minutes=_positive_int(environ, "WATCHDOG_MAX_RETRY_MINUTES", 60),
+            failed_retry_minutes=_positive_int(environ, "WATCHDOG_FAILED_RETRY_MINUTES", 360),
+        )

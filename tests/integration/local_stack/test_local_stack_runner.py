@@ -289,7 +289,7 @@ def test_the_table_and_queues_come_from_the_template_definitions(provisioned_sta
     )["Attributes"]
 
     assert table["KeySchema"] == [{"AttributeName": "token", "KeyType": "HASH"}]
-    assert [index["IndexName"] for index in table["GlobalSecondaryIndexes"]] == ["ByMailbox"]
+    assert [index["IndexName"] for index in table["GlobalSecondaryIndexes"]] == ["ByMailbox", "ByDueAt"]
     assert attributes["VisibilityTimeout"] == "180"
     redrive = json.loads(attributes["RedrivePolicy"])
     assert redrive["deadLetterTargetArn"] == provisioned_stack.queue_arn("NotificationsDeadLetterQueue")

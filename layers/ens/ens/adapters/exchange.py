@@ -25,8 +25,9 @@ import requests
 from aws_lambda_powertools import Logger
 from exchangelib import BASIC, IMPERSONATION, NTLM, Account, Configuration, Credentials, FailFast, Q, Version
 from exchangelib import errors as ews_errors
+from exchangelib.ewsdatetime import EWSDateTime
 from exchangelib.fields import FieldPath, InvalidField, TextField
-from exchangelib.folders import Contacts, Folder, FolderCollection, Root
+from exchangelib.folders import Contacts, Folder, FolderCollection, Inbox, Root
 from exchangelib.items import ID_ONLY, Message
 from exchangelib.properties import DistinguishedFolderId, HTMLBody, Mailbox
 from exchangelib.protocol import BaseProtocol
@@ -43,9 +44,9 @@ from lxml import etree
 from lxml import html as lxml_html
 
 from ens.core.exchange_servers import AuthType, ExchangeDirectory, ExchangeServer, ExchangeVersion
-from ens.core.mail import Mail
+from ens.core.mail import Mail, ReceivedMail
 from ens.core.registrations import DEFAULT_STATUS_FREQUENCY_MINUTES, SUBSCRIPTION_EVENT_TYPES
-from ens.errors import AdminActionRequired, DependencyUnavailable, ExchangeBusy
+from ens.errors import AdminActionRequired, DependencyUnavailable, ExchangeBusy, WatermarkInvalid
 
 logger = Logger(child=True)
 
@@ -284,6 +285,42 @@ class ExchangeMailSource:
                         addresses.add(entry.email.strip().lower())
         return frozenset(addresses)
 
+    def mail_received_since(self, mailbox: str, since: datetime) -> list[ReceivedMail]:
+        """Mails in the inbox received after `since`, oldest first: what reconcile queues after
+        ErrorInvalidWatermark. FindItem pages of 1000 (ids, received time and folder only)."""
+        connection = self._connection(mailbox)
+        account = connection.account(mailbox)
+        inbox = Inbox(
+            root=_root(account, mailbox),
+            _distinguished_id=DistinguishedFolderId(id="inbox", mailbox=Mailbox(email_address=mailbox)),
+        )
+        fields = {
+            FieldPath(field=Message.get_field_by_fieldname(name))
+            for name in ("datetime_received", "parent_folder_id")
+        }
+        with self._request(connection, "FindItem", mailbox):
+            found = [
+                item
+                for item in FolderCollection(account=account, folders=[inbox]).find_items(
+                    Q(datetime_received__gt=EWSDateTime.from_datetime(since.astimezone(UTC))),
+                    shape=ID_ONLY,
+                    additional_fields=fields,
+                    page_size=1000,
+                )
+                if not isinstance(item, Exception)
+            ]
+        mails = [
+            ReceivedMail(
+                item_id=item.id,
+                change_key=item.changekey,
+                received_at=_utc(item.datetime_received),
+                folder_id=item.parent_folder_id.id if item.parent_folder_id else None,
+            )
+            for item in found
+            if item.datetime_received is not None
+        ]
+        return sorted(mails, key=lambda mail: mail.received_at)
+
     def subscribe_push(
         self,
         mailbox: str,
@@ -292,11 +329,13 @@ class ExchangeMailSource:
         folders: Sequence[str] = ("inbox",),
         event_types: Sequence[str] = SUBSCRIPTION_EVENT_TYPES,
         status_frequency_minutes: int = DEFAULT_STATUS_FREQUENCY_MINUTES,
+        watermark: str | None = None,
     ) -> tuple[str, str]:
         """Subscribe the mailbox's folders (distinguished names) to push: (SubscriptionId, watermark).
 
         One Subscribe request: the folders are named by DistinguishedFolderId with the mailbox, so
-        exchangelib asks for no folder first (`account.inbox` would cost a GetFolder).
+        exchangelib asks for no folder first (`account.inbox` would cost a GetFolder). With `watermark`
+        Exchange resumes from it and replays every event after it; WatermarkInvalid when it cannot.
         """
         connection = self._connection(mailbox)
         account = connection.account(mailbox)
@@ -307,7 +346,7 @@ class ExchangeMailSource:
             subscription_id, watermark = SubscribeToPush(account=account).get(
                 folders=folder_ids,
                 event_types=list(event_types),
-                watermark=None,
+                watermark=watermark,
                 status_frequency=status_frequency_minutes,
                 url=callback_url,
             )
@@ -336,13 +375,15 @@ class ExchangeMailSource:
             self._on_request(connection.server.name, operation, mailbox)
             try:
                 yield
-            except (AdminActionRequired, DependencyUnavailable):
+            except (AdminActionRequired, DependencyUnavailable, WatermarkInvalid):
                 raise
             except Exception as error:  # exchangelib raises a wide family; sort it into ours
                 self._raise(connection, mailbox, error)
 
     def _raise(self, connection: _ServerConnection, mailbox: str, error: BaseException) -> None:
         name = connection.server.name
+        if isinstance(error, ews_errors.ErrorInvalidWatermark):
+            raise WatermarkInvalid(f"Exchange server {name} cannot resume {mailbox}: {error}") from error
         if isinstance(error, ews_errors.ErrorServerBusy):
             raise ExchangeBusy(name, float(error.back_off or 1.0)) from error
         for kind, code in _ADMIN_ERRORS.items():

@@ -99,6 +99,49 @@ class DynamoMailboxStore:
             },
         )
 
+    def move_to(
+        self, mailbox: str, old_token: str, new_token: str, subscription_id: str, at: datetime
+    ) -> bool:
+        """Point the mailbox at the watchdog's new subscription, active again; False when the mailbox
+        no longer holds `old_token` (a registration replaced or released it meanwhile)."""
+        return self._conditional(
+            "UpdateItem",
+            self._dynamodb.update_item,
+            TableName=self._table,
+            Key=_key(mailbox),
+            UpdateExpression=(
+                "SET #token = :new, #state = :active, subscription_id = :id, updated_at = :at REMOVE reason"
+            ),
+            ConditionExpression="#token = :old",
+            ExpressionAttributeNames={"#state": "state", "#token": "token"},
+            ExpressionAttributeValues={
+                ":new": {"S": new_token},
+                ":old": {"S": old_token},
+                ":active": {"S": MailboxState.ACTIVE.value},
+                ":id": {"S": subscription_id},
+                ":at": {"S": _iso(at)},
+            },
+        )
+
+    def mark_failed(self, mailbox: str, token: str, reason: str, at: datetime) -> bool:
+        """The watchdog gave up for now: the devices API shows `failed` with the reason, and the next
+        registration replaces the claim (subscribes at once). False when the token changed meanwhile."""
+        return self._conditional(
+            "UpdateItem",
+            self._dynamodb.update_item,
+            TableName=self._table,
+            Key=_key(mailbox),
+            UpdateExpression="SET #state = :failed, reason = :reason, updated_at = :at",
+            ConditionExpression="#token = :token",
+            ExpressionAttributeNames={"#state": "state", "#token": "token"},
+            ExpressionAttributeValues={
+                ":failed": {"S": MailboxState.FAILED.value},
+                ":reason": {"S": reason},
+                ":at": {"S": _iso(at)},
+                ":token": {"S": token},
+            },
+        )
+
     def release(self, mailbox: str, token: str) -> bool:
         return self._conditional(
             "DeleteItem",

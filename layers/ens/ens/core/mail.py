@@ -23,3 +23,13 @@ class Mail:
         # A naive time would be read in the server's zone: exactly what the rules must never do.
         if self.received_at.tzinfo is None or self.received_at.utcoffset() is None:
             raise ValueError("Mail.received_at must be timezone-aware")
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedMail:
+    """A mail found in the inbox by reconcile (FindItem): enough to queue it as a NewMail event."""
+
+    item_id: str
+    change_key: str | None
+    received_at: datetime  # aware, UTC
+    folder_id: str | None = None

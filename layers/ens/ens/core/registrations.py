@@ -15,12 +15,14 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from ens.core.devices import _PLATFORM, _PRINTABLE, _PUSH_TOKEN, Address, Device, Rules, UtcDatetime
+
+# Re-exported: the registry and the adapters import it from here.
+from ens.core.subscriptions import DEFAULT_STATUS_FREQUENCY_MINUTES as DEFAULT_STATUS_FREQUENCY_MINUTES
 from ens.core.subscriptions import Subscription, SubscriptionState
 
 # What the webhook and the consumer act on: NewMail is queued as a mail, a folder's ModifiedEvent
 # carries its UnreadCount (badge-only devices). StatusEvent heartbeats come without asking.
 SUBSCRIPTION_EVENT_TYPES: tuple[str, ...] = ("NewMailEvent", "ModifiedEvent")
-DEFAULT_STATUS_FREQUENCY_MINUTES = 15
 MAX_DECISIONS_PAGE = 100
 CALLBACK_PATH = "/ews/notifications"
 

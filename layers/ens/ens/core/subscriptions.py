@@ -16,6 +16,8 @@ from ens.core.notifications import EventKind, SendNotification
 
 # 32 random bytes, URL-safe base64 without padding: 43 characters. Older or longer tokens are
 # still accepted within the bounds, so the format can grow without breaking live subscriptions.
+# Minutes between Exchange's heartbeats unless the devices API's setting says otherwise.
+DEFAULT_STATUS_FREQUENCY_MINUTES = 15
 _TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{32,128}")
 
 
@@ -48,6 +50,14 @@ class Subscription:
     gap_from_watermark: str | None = None  # set when events were missed; the recovery job clears it
     last_error_code: str | None = None
     created_at: str | None = None
+    status_frequency_minutes: int | None = None
+    # The watchdog's: see ens.core.watchdog. Only watched (pending, active) records have due_shard.
+    due_shard: str | None = None
+    due_at: str | None = None
+    # TimeStamp of the newest event of a callback without a gap: where reconcile starts looking.
+    last_event_at: str | None = None
+    watchdog_failures: int = 0
+    last_failure: str | None = None
 
 
 class Verdict(enum.StrEnum):
@@ -84,6 +94,7 @@ class CallbackProgress:
     # up to it are not queued again. None: every mail event of the callback is queued (for a replay,
     # the consumer's idempotency absorbs what was queued before).
     queued_through: str | None = None
+    last_event_at: str | None = None  # the newest event TimeStamp of the callback
 
 
 def progress(subscription: Subscription, notification: SendNotification) -> CallbackProgress:
@@ -107,6 +118,7 @@ def progress(subscription: Subscription, notification: SendNotification) -> Call
     last_watermark = stored
     gap_from: str | None = None
     seen: set[str] = set()
+    newest: str | None = None
     for index, item in enumerate(notification.notifications):
         chained_from = first_previous if (index == 0 and replay) else last_watermark
         if (
@@ -120,6 +132,8 @@ def progress(subscription: Subscription, notification: SendNotification) -> Call
             if event.watermark:
                 last_watermark = event.watermark
                 seen.add(event.watermark)
+            if event.timestamp and (newest is None or event.timestamp > newest):
+                newest = event.timestamp
     errors = notification.errors
     if errors and gap_from is None:
         gap_from = stored
@@ -131,4 +145,5 @@ def progress(subscription: Subscription, notification: SendNotification) -> Call
         error_code=errors[0].response_code if errors else None,
         replay=replay,
         queued_through=stored if replay and stored in seen else None,
+        last_event_at=newest,
     )

@@ -39,6 +39,7 @@ from ens.core.registrations import (
     subscription_view,
 )
 from ens.core.subscriptions import Subscription, SubscriptionState, new_callback_token
+from ens.core.watchdog import DUE_SHARD, heartbeat_deadline, iso
 from ens.errors import AdminActionRequired, DependencyUnavailable, DeviceNotFound, Forbidden
 
 logger = Logger(child=True)
@@ -86,7 +87,9 @@ class SubscriptionStore(Protocol):
 
     def put(self, subscription: Subscription) -> None: ...
 
-    def activate(self, token: str, subscription_id: str, watermark: str) -> bool: ...
+    def activate(
+        self, token: str, subscription_id: str, watermark: str, due_at: str | None = None
+    ) -> bool: ...
 
     def retire(self, token: str) -> None: ...
 
@@ -115,6 +118,8 @@ class RegistryPolicy:
     status_frequency_minutes: int = DEFAULT_STATUS_FREQUENCY_MINUTES
     folders: tuple[str, ...] = ("inbox",)
     event_types: tuple[str, ...] = SUBSCRIPTION_EVENT_TYPES
+    # The watchdog looks at a subscription silent for 2 x StatusFrequency plus this.
+    heartbeat_grace: timedelta = timedelta(minutes=5)
 
     def __post_init__(self) -> None:
         if not 1 <= self.status_frequency_minutes <= 1440:
@@ -256,6 +261,10 @@ class DeviceRegistry:
                 mailbox=claim.mailbox,
                 state=SubscriptionState.PENDING,
                 created_at=_iso(claim.created_at),
+                status_frequency_minutes=self._policy.status_frequency_minutes,
+                # Should this invocation die before Exchange answers, the watchdog finishes the job.
+                due_shard=DUE_SHARD,
+                due_at=iso(claim.created_at + STALE_PENDING),
             )
         )
         try:
@@ -267,7 +276,10 @@ class DeviceRegistry:
                 status_frequency_minutes=self._policy.status_frequency_minutes,
             )
             activated_at = self._clock()
-            if not self._subscriptions.activate(token, subscription_id, watermark):
+            due_at = heartbeat_deadline(
+                activated_at, self._policy.status_frequency_minutes, self._policy.heartbeat_grace
+            )
+            if not self._subscriptions.activate(token, subscription_id, watermark, iso(due_at)):
                 raise DependencyUnavailable("the pending subscription was retired while Exchange answered")
             if not self._mailboxes.activate(claim.mailbox, token, subscription_id, activated_at):
                 raise DependencyUnavailable("the mailbox's claim was released while Exchange answered")
