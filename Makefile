@@ -20,10 +20,10 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
 
 $(VENV)/.installed: requirements/dev.txt requirements/dev-constraints.txt layers/ens/requirements.txt scripts/bootstrap-venv
-	@scripts/bootstrap-venv $(VENV) requirements/dev.txt layers/ens local tests 2> >(grep -v '^WARNING: Location' >&2)
+	@scripts/bootstrap-venv $(VENV) requirements/dev.txt layers/ens local tests tools 2> >(grep -v '^WARNING: Location' >&2)
 
 $(PY312_VENV)/.installed: requirements/dev.txt requirements/dev-py312-constraints.txt layers/ens/requirements.txt scripts/bootstrap-venv
-	@ENS_PYTHON_VERSION=3.12 ENS_CONSTRAINTS=requirements/dev-py312-constraints.txt scripts/bootstrap-venv $(PY312_VENV) requirements/dev.txt layers/ens local tests 2> >(grep -v '^WARNING: Location' >&2)
+	@ENS_PYTHON_VERSION=3.12 ENS_CONSTRAINTS=requirements/dev-py312-constraints.txt scripts/bootstrap-venv $(PY312_VENV) requirements/dev.txt layers/ens local tests tools 2> >(grep -v '^WARNING: Location' >&2)
 
 $(SAM_VENV)/.installed: requirements/sam.txt requirements/sam-constraints.txt scripts/bootstrap-venv
 	@scripts/bootstrap-venv $(SAM_VENV) requirements/sam.txt 2> >(grep -v '^WARNING: Location' >&2)

@@ -125,7 +125,9 @@ class _TlsPerServerAdapter(requests.adapters.HTTPAdapter):
 BaseProtocol.HTTP_ADAPTER_CLS = _TlsPerServerAdapter
 
 
-def _tls_context(server: ExchangeServer, ca_file: str | None) -> ssl.SSLContext:
+def tls_context(server: ExchangeServer, ca_file: str | None) -> ssl.SSLContext:
+    """The TLS policy ENS applies to a server: its CA file (else the public CAs), TLS 1.2 at least
+    unless the server's settings allow older. Public so the admin CLI checks exactly this policy."""
     context = ssl.create_default_context(cafile=ca_file)
     context.minimum_version = ssl.TLSVersion.TLSv1 if server.allow_legacy_tls else ssl.TLSVersion.TLSv1_2
     if server.allow_legacy_tls:
@@ -164,7 +166,7 @@ class _ServerConnection:
                 with handle:
                     handle.write(server.ca_bundle)
                 ca_file = handle.name
-            _TlsPerServerAdapter.contexts[(split.hostname or "", split.port or 443)] = _tls_context(
+            _TlsPerServerAdapter.contexts[(split.hostname or "", split.port or 443)] = tls_context(
                 server, ca_file
             )
 
@@ -241,6 +243,24 @@ class ExchangeMailSource:
         with self._request(connection, "GetFolder", mailbox):
             (result,) = list(
                 FolderCollection(account=account, folders=[folder]).get_folders(additional_fields={unread})
+            )
+        if isinstance(result, Exception):
+            self._raise(connection, mailbox, result)
+        return int(result.unread_count or 0)
+
+    def inbox_unread_count(self, mailbox: str) -> int:
+        """The inbox's unread count, the inbox named by its distinguished id (no folder id needed):
+        one impersonated GetFolder, what the admin CLI's check-exchange makes."""
+        connection = self._connection(mailbox)
+        account = connection.account(mailbox)
+        inbox = Inbox(
+            root=_root(account, mailbox),
+            _distinguished_id=DistinguishedFolderId(id="inbox", mailbox=Mailbox(email_address=mailbox)),
+        )
+        unread = FieldPath(field=Folder.get_field_by_fieldname("unread_count"))
+        with self._request(connection, "GetFolder", mailbox):
+            (result,) = list(
+                FolderCollection(account=account, folders=[inbox]).get_folders(additional_fields={unread})
             )
         if isinstance(result, Exception):
             self._raise(connection, mailbox, result)

@@ -42,18 +42,23 @@ class DynamoMailboxStore:
         except (ClientError, BotoCoreError) as error:
             raise DependencyUnavailable(f"DynamoDB GetItem of a mailbox failed: {error}") from error
         item = response.get("Item")
-        if item is None:
-            return None
-        data = {key: _deserializer.deserialize(value) for key, value in item.items()}
-        return MailboxSubscription(
-            mailbox=data["mailbox"],
-            token=data["token"],
-            state=MailboxState(data["state"]),
-            created_at=_moment(data["created_at"]),
-            updated_at=_moment(data["updated_at"]),
-            subscription_id=data.get("subscription_id"),
-            reason=data.get("reason"),
-        )
+        return None if item is None else _record(item)
+
+    def all(self) -> list[MailboxSubscription]:
+        """Every mailbox's record, by mailbox: a paginated Scan, for operators (the admin CLI), never on
+        a function's path."""
+        records: list[MailboxSubscription] = []
+        request: dict[str, Any] = {"TableName": self._table}
+        try:
+            while True:
+                page = self._dynamodb.scan(**request)
+                records.extend(_record(item) for item in page.get("Items", []))
+                if "LastEvaluatedKey" not in page:
+                    break
+                request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        except (ClientError, BotoCoreError) as error:
+            raise DependencyUnavailable(f"DynamoDB Scan of mailboxes failed: {error}") from error
+        return sorted(records, key=lambda record: record.mailbox)
 
     def claim(self, record: MailboxSubscription, replacing: str | None = None) -> bool:
         """Write the record if the mailbox has none, or (replacing a failed or stale claim) still has
@@ -164,6 +169,19 @@ class DynamoMailboxStore:
         except BotoCoreError as error:
             raise DependencyUnavailable(f"DynamoDB {operation} of a mailbox failed: {error}") from error
         return True
+
+
+def _record(item: dict[str, Any]) -> MailboxSubscription:
+    data = {key: _deserializer.deserialize(value) for key, value in item.items()}
+    return MailboxSubscription(
+        mailbox=data["mailbox"],
+        token=data["token"],
+        state=MailboxState(data["state"]),
+        created_at=_moment(data["created_at"]),
+        updated_at=_moment(data["updated_at"]),
+        subscription_id=data.get("subscription_id"),
+        reason=data.get("reason"),
+    )
 
 
 def _key(mailbox: str) -> dict[str, Any]:

@@ -1,0 +1,157 @@
+"""The admin CLI against the local stack: a settings file naming this test's provisioned tables and
+queues on the shared moto server, secrets of the test's own names, and the CLI run in-process."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import ssl
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import trustme
+from exchangelib.protocol import close_connections
+
+from ens_admin.cli import main
+from ens_local.aws import ProvisionedStack
+from ens_local.template import DEFAULT_TEMPLATE
+from support.consumer_flow import servers_secret
+
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "server", "date", "host"}
+
+
+@dataclass
+class CliRun:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+@dataclass
+class AdminTarget:
+    config: Path
+    stack: ProvisionedStack
+    servers_secret_name: str
+    cns_secret_name: str
+
+    def put_secret(self, name: str, value: str) -> None:
+        client = self.stack.aws.client("secretsmanager")
+        try:
+            client.create_secret(Name=name, SecretString=value)
+        except client.exceptions.ResourceExistsException:
+            client.put_secret_value(SecretId=name, SecretString=value)
+
+    def set_servers(self, *servers: Mapping[str, Any]) -> None:
+        self.put_secret(self.servers_secret_name, servers_secret(*servers))
+
+    def set_cns_token(self, token: str) -> None:
+        self.put_secret(self.cns_secret_name, token)
+
+    def run(self, *arguments: str) -> CliRun:
+        out, err = io.StringIO(), io.StringIO()
+        code = main(["--local", str(self.config), *arguments], out=out, err=err)
+        return CliRun(code, out.getvalue(), err.getvalue())
+
+    def client(self, service: str) -> Any:
+        return self.stack.aws.client(service)
+
+
+def write_settings(path: Path, stack: ProvisionedStack, **parameters: str) -> Path:
+    endpoint = urlsplit(stack.aws.endpoint_url)
+    lines = [
+        "[stack]",
+        f'template = "{DEFAULT_TEMPLATE}"',
+        f'host = "{endpoint.hostname}"',
+        f"aws_port = {endpoint.port}",
+        f'region = "{stack.aws.region}"',
+        f'stack_name = "{stack.aws.stack_name}"',
+        "[parameters]",
+        *(f'{name} = "{value}"' for name, value in parameters.items()),
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def admin(provisioned_stack: ProvisionedStack, tmp_path: Path) -> AdminTarget:
+    name = provisioned_stack.aws.stack_name
+    servers, cns = f"{name}/exchange-servers", f"{name}/cns-token"
+    config = write_settings(
+        tmp_path / "local.toml", provisioned_stack, ExchangeServersSecretName=servers, CnsTokenSecretName=cns
+    )
+    return AdminTarget(config, provisioned_stack, servers, cns)
+
+
+@dataclass
+class HttpsFront:
+    url: str  # the EWS URL through the front
+    port: int
+    ca: trustme.CA
+
+
+def _tls_server(handler: type[BaseHTTPRequestHandler], ca: trustme.CA) -> ThreadingHTTPServer:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    return server
+
+
+@pytest.fixture
+def https_front_factory() -> Iterator[Callable[[str], HttpsFront]]:
+    """HTTPS on 127.0.0.1 with a certificate from a fresh CA (Exchange's internal CA), each request
+    forwarded to `backend_url` (the simulator's EWS URL)."""
+    servers: list[tuple[ThreadingHTTPServer, threading.Thread]] = []
+
+    def start(backend_url: str) -> HttpsFront:
+        backend = urlsplit(backend_url)
+
+        class Forward(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+                upstream = http.client.HTTPConnection(backend.hostname or "", backend.port, timeout=10)
+                try:
+                    upstream.request("POST", self.path, body=body, headers=headers)
+                    answer = upstream.getresponse()
+                    content = answer.read()
+                finally:
+                    upstream.close()
+                self.send_response(answer.status)
+                for name, value in answer.getheaders():
+                    if name.lower() not in _HOP_BY_HOP:
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        ca = trustme.CA(organization_name="Contoso internal CA")
+        server = _tls_server(Forward, ca)
+        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        port = server.server_address[1]
+        return HttpsFront(f"https://127.0.0.1:{port}{backend.path}", port, ca)
+
+    yield start
+    close_connections()
+    for server, thread in servers:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
