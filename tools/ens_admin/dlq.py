@@ -27,10 +27,11 @@ class ReplayResult:
     failed: list[dict[str, str]] = field(default_factory=list)  # {message_id, error}
 
 
-def _receive(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
+def _receive(sqs: Any, queue_url: str, most: int) -> list[dict[str, Any]]:
+    # Never more than will be handled: a message received and left alone stays hidden for HOLD_SECONDS.
     response = sqs.receive_message(
         QueueUrl=queue_url,
-        MaxNumberOfMessages=_BATCH,
+        MaxNumberOfMessages=max(1, min(_BATCH, most)),
         WaitTimeSeconds=0,
         VisibilityTimeout=HOLD_SECONDS,
         AttributeNames=["All"],
@@ -68,7 +69,7 @@ def show(deployment: Deployment, *, limit: int) -> list[dict[str, Any]]:
     handles: list[str] = []
     try:
         while len(seen) < limit:
-            batch = _receive(sqs, queue)
+            batch = _receive(sqs, queue, limit - len(seen))
             if not batch:
                 break
             for message in batch:
@@ -101,7 +102,7 @@ def replay(deployment: Deployment, *, limit: int) -> ReplayResult:
     target = deployment.queue("NotificationsQueue")
     result = ReplayResult()
     while len(result.moved) + len(result.failed) < limit:
-        batch = _receive(sqs, source)[: limit - len(result.moved) - len(result.failed)]
+        batch = _receive(sqs, source, limit - len(result.moved) - len(result.failed))
         if not batch:
             break
         by_id = {str(index): message for index, message in enumerate(batch)}

@@ -65,8 +65,21 @@ class AdminTarget:
     def client(self, service: str) -> Any:
         return self.stack.aws.client(service)
 
+    def with_environment(self, path: Path, **environment: str) -> AdminTarget:
+        """The same stack and secrets, through a settings file with these [environment] values."""
+        config = write_settings(
+            path,
+            self.stack,
+            environment,
+            ExchangeServersSecretName=self.servers_secret_name,
+            CnsTokenSecretName=self.cns_secret_name,
+        )
+        return AdminTarget(config, self.stack, self.servers_secret_name, self.cns_secret_name)
 
-def write_settings(path: Path, stack: ProvisionedStack, **parameters: str) -> Path:
+
+def write_settings(
+    path: Path, stack: ProvisionedStack, environment: Mapping[str, str] | None = None, **parameters: str
+) -> Path:
     endpoint = urlsplit(stack.aws.endpoint_url)
     lines = [
         "[stack]",
@@ -77,6 +90,8 @@ def write_settings(path: Path, stack: ProvisionedStack, **parameters: str) -> Pa
         f'stack_name = "{stack.aws.stack_name}"',
         "[parameters]",
         *(f'{name} = "{value}"' for name, value in parameters.items()),
+        "[environment]",
+        *(f'{name} = "{value}"' for name, value in (environment or {}).items()),
     ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
