@@ -48,10 +48,10 @@ def test_webhook_function_ships_only_its_handler(build_dir: Path) -> None:
     shipped = {path.name for path in (build_dir / "WebhookFunction").iterdir()}
 
     assert "app.py" in shipped
-    assert not shipped & {"ens", "exchange_simulator", "ens_local", "tests"}
+    assert not shipped & {"ens", "exchange_simulator", "ens_local", "ens_admin", "tests"}
 
 
 def test_no_tooling_is_packaged(build_dir: Path) -> None:
     packaged = {path.name for path in build_dir.rglob("*") if path.is_dir()}
 
-    assert not packaged & {"exchange_simulator", "ens_local", "support"}
+    assert not packaged & {"exchange_simulator", "ens_local", "ens_admin", "support"}
