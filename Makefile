@@ -4,6 +4,7 @@ SHELL := /bin/bash
 
 VENV := .venv
 SAM_VENV := .venv-sam
+CHECKOV_VENV := .venv-checkov
 PY312_VENV := .venv-py312
 PY := $(VENV)/bin/python
 SAM := PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" $(SAM_VENV)/bin/sam
@@ -28,7 +29,10 @@ $(PY312_VENV)/.installed: requirements/dev.txt requirements/dev-py312-constraint
 $(SAM_VENV)/.installed: requirements/sam.txt requirements/sam-constraints.txt scripts/bootstrap-venv
 	@scripts/bootstrap-venv $(SAM_VENV) requirements/sam.txt 2> >(grep -v '^WARNING: Location' >&2)
 
-venv: $(VENV)/.installed $(SAM_VENV)/.installed ## Create or refresh the virtualenvs
+$(CHECKOV_VENV)/.installed: requirements/checkov.txt requirements/checkov-constraints.txt scripts/bootstrap-venv
+	@scripts/bootstrap-venv $(CHECKOV_VENV) requirements/checkov.txt 2> >(grep -v '^WARNING: Location' >&2)
+
+venv: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## Create or refresh the virtualenvs
 
 run: $(VENV)/.installed ## Start the local stack in the foreground (CONFIG=path to use another settings file)
 	$(PY) -m ens_local --config $(CONFIG)
@@ -51,9 +55,12 @@ format: $(VENV)/.installed ## Apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-template-check: venv ## cfn-lint and sam validate --lint on template.yaml
+template-check: venv ## cfn-lint, sam validate --lint and checkov on template.yaml
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SAM) validate --lint --template template.yaml --region $(AWS_DEFAULT_REGION)
+	@# Offline: --skip-download keeps checkov from fetching Prisma Cloud's guidelines. Every finding is
+	@# fixed or skipped in the template's Metadata with its reason (docs/deploy.md).
+	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --compact --quiet --skip-download
 
 openapi: $(VENV)/.installed ## Regenerate docs/openapi.json from the devices API's routes (a test fails on drift)
 	$(PY) functions/devices/app.py > docs/openapi.json
@@ -67,10 +74,11 @@ deploy: build ## sam deploy with a samconfig.toml profile: make deploy ENV=dev
 bench: $(VENV)/.installed ## Run the benchmarks in bench/ and print their figures
 	$(PY) -m bench
 
-lock: $(VENV)/.installed $(SAM_VENV)/.installed $(PY312_VENV)/.installed ## Re-pin every package of the virtualenvs after changing requirements/*.txt
+lock: $(VENV)/.installed $(SAM_VENV)/.installed $(PY312_VENV)/.installed $(CHECKOV_VENV)/.installed ## Re-pin every package of the virtualenvs after changing requirements/*.txt
 	(echo "# Every package of .venv, pinned (pip freeze). Regenerate with make lock."; $(PY) -m pip freeze --exclude-editable) > requirements/dev-constraints.txt
 	(echo "# Every package of .venv-sam, pinned (pip freeze). Regenerate with make lock."; $(SAM_VENV)/bin/python -m pip freeze --exclude-editable) > requirements/sam-constraints.txt
 	(echo "# Every package of .venv-py312, pinned (pip freeze). Regenerate with make lock."; $(PY312_VENV)/bin/python -m pip freeze --exclude-editable) > requirements/dev-py312-constraints.txt
+	(echo "# Every package of .venv-checkov, pinned (pip freeze). Regenerate with make lock."; $(CHECKOV_VENV)/bin/python -m pip freeze --exclude-editable) > requirements/checkov-constraints.txt
 
 clean: ## Remove virtualenvs and build output
-	rm -rf $(VENV) $(SAM_VENV) $(PY312_VENV) .aws-sam .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) $(SAM_VENV) $(PY312_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .ruff_cache .mypy_cache

@@ -138,7 +138,14 @@ class ProvisionedStack:
                 "AWS::Partition": "aws",
                 "AWS::URLSuffix": "amazonaws.com",
             },
+            conditions=self.template.conditions,
+            list_refs=self.template.list_parameters(),
         )
+
+    def exists(self, logical_id: str) -> bool:
+        """False for a resource whose Condition is false with these parameters: it is not created."""
+        condition = self.template.resources[logical_id].get("Condition")
+        return condition is None or self.resolver().condition(str(condition))
 
     def _attribute(self, logical_id: str, attribute: str) -> str:
         if logical_id in self.queue_urls or self.template.resources.get(logical_id, {}).get("Type") == QUEUE:
@@ -168,9 +175,10 @@ def provision(
         raise TemplateError(f"unknown template parameter(s): {', '.join(sorted(unknown))}")
     stack = ProvisionedStack(aws=aws, template=template, parameters=parameters)
     for logical_id in template.logical_ids(TABLE):
-        _create_table(stack, logical_id)
+        if stack.exists(logical_id):
+            _create_table(stack, logical_id)
     # A queue may name another (its dead-letter queue) through !GetAtt, so create those first.
-    pending = template.logical_ids(QUEUE)
+    pending = [logical_id for logical_id in template.logical_ids(QUEUE) if stack.exists(logical_id)]
     while pending:
         ready = [q for q in pending if not (_queue_references(template, q) & set(pending))]
         if not ready:

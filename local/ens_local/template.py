@@ -2,8 +2,9 @@
 
 The local stack creates its tables and queues and wires its functions from this reading of
 template.yaml, so that the local service and the deployed one cannot drift apart. Only the
-intrinsic functions the template uses are resolved (Ref, Fn::GetAtt, Fn::Sub, Fn::Join); an
-unsupported one fails loudly rather than yielding a wrong value.
+intrinsic functions the template uses are resolved (Ref, Fn::GetAtt, Fn::Sub, Fn::Join, Fn::Select,
+Fn::Split, Fn::If with the Conditions section, AWS::NoValue); an unsupported one fails loudly rather
+than yielding a wrong value.
 """
 
 from __future__ import annotations
@@ -26,8 +27,27 @@ LAYER = "AWS::Serverless::LayerVersion"
 API = "AWS::Serverless::Api"
 
 
+# Template Metadata key holding the values the local stack gives Parameters that have no Default
+# (a deployment must choose them, e.g. the secrets' ARNs): local stand-ins, never deployed.
+LOCAL_PARAMETERS_METADATA = "ENS::LocalStack"
+NO_VALUE = "AWS::NoValue"
+
+
 class TemplateError(ValueError):
     """template.yaml uses something the local stack cannot reproduce."""
+
+
+def secret_name_from_arn(arn_or_name: str) -> str:
+    """The secret's name in a Secrets Manager ARN (its random suffix kept if given); a name as is.
+
+    The local stack creates its secrets by name, where a deployment is given their ARNs.
+    """
+    if not arn_or_name.startswith("arn:"):
+        return arn_or_name
+    _, separator, name = arn_or_name.partition(":secret:")
+    if not separator or not name:
+        raise TemplateError(f"{arn_or_name!r} is not a Secrets Manager secret ARN")
+    return name
 
 
 @dataclass(frozen=True)
@@ -92,16 +112,21 @@ class Template:
     resources: dict[str, Mapping[str, Any]]
     globals_function: Mapping[str, Any] = field(default_factory=dict)
     globals_api: Mapping[str, Any] = field(default_factory=dict)
+    conditions: dict[str, Any] = field(default_factory=dict)
+    local_parameters: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path = DEFAULT_TEMPLATE) -> Template:
         document = cfn_yaml.load(str(path))
+        local = document.get("Metadata", {}).get(LOCAL_PARAMETERS_METADATA, {}).get("Parameters", {})
         return cls(
             path=path,
             parameters=dict(document.get("Parameters", {})),
             resources=dict(document["Resources"]),
             globals_function=document.get("Globals", {}).get("Function", {}),
             globals_api=document.get("Globals", {}).get("Api", {}),
+            conditions=dict(document.get("Conditions", {})),
+            local_parameters={str(name): str(value) for name, value in local.items()},
         )
 
     def logical_ids(self, resource_type: str) -> list[str]:
@@ -111,7 +136,27 @@ class Template:
         return self.resources[logical_id].get("Properties", {})
 
     def parameter_defaults(self) -> dict[str, str]:
-        return {name: str(spec["Default"]) for name, spec in self.parameters.items() if "Default" in spec}
+        """Each Parameter's Default, else its local stand-in from the template's Metadata.
+
+        A CommaDelimitedList's default stays the comma-separated text CloudFormation is given; the
+        Resolver splits it where it is referenced.
+        """
+        defaults = {name: str(spec["Default"]) for name, spec in self.parameters.items() if "Default" in spec}
+        unknown = set(self.local_parameters) - set(self.parameters)
+        if unknown:
+            raise TemplateError(
+                f"Metadata {LOCAL_PARAMETERS_METADATA} names unknown parameter(s): {', '.join(sorted(unknown))}"
+            )
+        return {**self.local_parameters, **defaults}
+
+    def list_parameters(self) -> frozenset[str]:
+        """Parameters whose !Ref is a list (CommaDelimitedList, List<...>), not a string."""
+        return frozenset(
+            name
+            for name, spec in self.parameters.items()
+            if str(spec.get("Type", "")) == "CommaDelimitedList"
+            or str(spec.get("Type", "")).startswith("List<")
+        )
 
     def _with_defaults(self, value: Any) -> Any:
         """A `!Ref Parameter` replaced by the parameter's default; the stack resolves with real values."""
@@ -229,38 +274,93 @@ AttributeLookup = Callable[[str, str], str]
 class Resolver:
     """Resolves intrinsic functions against local values.
 
-    `refs` maps a parameter or logical id to what !Ref gives; `attribute` answers !GetAtt.
+    `refs` maps a parameter or logical id to what !Ref gives; `attribute` answers !GetAtt;
+    `conditions` are the template's Conditions, evaluated on first use; `list_refs` names the
+    parameters whose !Ref is a list (their value is comma-separated text, as CloudFormation takes it).
+    An `AWS::NoValue` drops the key or list item holding it, as CloudFormation does.
     """
 
     refs: Mapping[str, str]
     attribute: AttributeLookup
     pseudo: Mapping[str, str] = field(default_factory=dict)
+    conditions: Mapping[str, Any] = field(default_factory=dict)
+    list_refs: frozenset[str] = frozenset()
+    _evaluated: dict[str, bool] = field(default_factory=dict, init=False, repr=False)
 
     def resolve(self, value: Any) -> Any:
+        resolved = self._resolve(value)
+        return None if resolved is _DROPPED else resolved
+
+    def condition(self, name: str) -> bool:
+        """The value of the template's condition `name`."""
+        if name not in self._evaluated:
+            if name not in self.conditions:
+                raise TemplateError(f"condition {name!r} is not in the template's Conditions")
+            self._evaluated[name] = False  # a condition naming itself ends here rather than recursing
+            self._evaluated[name] = self._truth(self.conditions[name])
+        return self._evaluated[name]
+
+    def _resolve(self, value: Any) -> Any:
         if isinstance(value, Mapping):
             if len(value) == 1:
                 (key, argument), *_ = value.items()
                 if key == "Ref":
-                    return self._ref(str(argument))
+                    return _DROPPED if argument == NO_VALUE else self._ref(str(argument))
                 if key == "Fn::GetAtt":
                     return self.attribute(*_getatt_parts(argument))
                 if key == "Fn::Sub":
                     return self._sub(argument)
                 if key == "Fn::Join":
                     separator, parts = argument
-                    return str(separator).join(str(self.resolve(part)) for part in parts)
-                if key.startswith("Fn::"):
+                    joined = self._resolve(parts)
+                    if not isinstance(joined, list):
+                        raise TemplateError(f"Fn::Join needs a list, got {joined!r}")
+                    return str(separator).join(str(part) for part in joined)
+                if key == "Fn::Select":
+                    index, items = argument
+                    selected = self._resolve(items)
+                    if not isinstance(selected, list):
+                        raise TemplateError(f"Fn::Select needs a list, got {selected!r}")
+                    return selected[int(self._resolve(index))]
+                if key == "Fn::Split":
+                    separator, text = argument
+                    return str(self._resolve(text)).split(str(separator))
+                if key == "Fn::If":
+                    name, when_true, when_false = argument
+                    return self._resolve(when_true if self.condition(str(name)) else when_false)
+                if key.startswith("Fn::") or key == "Condition":
                     raise TemplateError(f"the local stack does not resolve {key}")
-            return {key: self.resolve(item) for key, item in value.items()}
+            resolved_items = {key: self._resolve(item) for key, item in value.items()}
+            return {key: item for key, item in resolved_items.items() if item is not _DROPPED}
         if isinstance(value, list):
-            return [self.resolve(item) for item in value]
+            return [item for item in (self._resolve(item) for item in value) if item is not _DROPPED]
         return value
 
-    def _ref(self, name: str) -> str:
+    def _truth(self, expression: Any) -> bool:
+        if isinstance(expression, Mapping) and len(expression) == 1:
+            (key, argument), *_ = expression.items()
+            if key == "Condition":
+                return self.condition(str(argument))
+            if key == "Fn::Equals":
+                left, right = (self._resolve(item) for item in argument)
+                return _comparable(left) == _comparable(right)
+            if key == "Fn::Not":
+                (inner,) = argument
+                return not self._truth(inner)
+            if key == "Fn::And":
+                return all(self._truth(item) for item in argument)
+            if key == "Fn::Or":
+                return any(self._truth(item) for item in argument)
+        raise TemplateError(f"not a condition the local stack evaluates: {expression!r}")
+
+    def _ref(self, name: str) -> Any:
         if name in self.pseudo:
             return self.pseudo[name]
         if name not in self.refs:
             raise TemplateError(f"!Ref {name}: no such parameter or resource known locally")
+        if name in self.list_refs:
+            text = self.refs[name]
+            return [item.strip() for item in text.split(",")] if text else []
         return self.refs[name]
 
     def _sub(self, argument: Any) -> str:
@@ -273,6 +373,18 @@ class Resolver:
                 return resolved_variables[name]
             if "." in name:
                 return self.attribute(*_getatt_parts(name))
-            return self._ref(name)
+            return str(self._ref(name))
 
         return re.sub(r"\$\{([^}!]+)\}", substitute, str(text))
+
+
+class _Dropped:
+    """What `!Ref AWS::NoValue` resolves to until the key or list item holding it is dropped."""
+
+
+_DROPPED: Any = _Dropped()
+
+
+def _comparable(value: Any) -> Any:
+    # Fn::Equals compares strings: a number written as 5 equals "5".
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value

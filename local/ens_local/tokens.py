@@ -18,14 +18,15 @@ from collections.abc import Sequence
 import jwt
 
 from ens_local.config import DEFAULT_CONFIG, ConfigError, Settings, load_settings
-from ens_local.template import Template
+from ens_local.template import Template, secret_name_from_arn
 
 
 def mint(settings: Settings, subject: str, *, admin: bool = False, minutes: int = 60) -> str:
     parameters = {**Template.load(settings.stack.template).parameter_defaults(), **settings.parameters}
     if "HS256" not in parameters["JwtAlgorithms"].upper().split(","):
         raise ConfigError("JwtAlgorithms does not include HS256: no demo token can be minted")
-    secret_name = parameters["JwtKeySecretName"]
+    # The template takes the key secret's ARN; the settings file's [secrets] name it.
+    secret_name = secret_name_from_arn(parameters["JwtKeySecretArn"])
     if secret_name not in settings.secrets:
         raise ConfigError(f"[secrets] has no {secret_name!r} with an hs256_secret")
     secret = json.loads(settings.secrets[secret_name]).get("hs256_secret")

@@ -27,7 +27,7 @@ TABLES = ("SubscriptionsTable", "DevicesTable", "DecisionsTable", "MailboxesTabl
 QUEUES = ("NotificationsQueue", "NotificationsDeadLetterQueue")
 # Template Parameters the CLI reads (the stack's values, or the local file's [parameters], else the
 # template's defaults).
-SECRET_PARAMETERS = {"servers": "ExchangeServersSecretName", "cns_token": "CnsTokenSecretName"}
+SECRET_PARAMETERS = {"servers": "ExchangeServersSecretArn", "cns_token": "CnsTokenSecretArn"}
 _DEFAULT_SECRETS = {"servers": "ens/exchange-servers", "cns_token": "ens/cns-token"}
 # moto takes any credentials; the local stack's own dummies.
 _LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -87,8 +87,8 @@ def from_local_settings(path: Path | str) -> Deployment:
         raise TargetError(f"{path}: stack.aws_port is 0 (any free port): give the CLI a fixed port")
     template = Template.load(stack.template)
     endpoint = f"http://{stack.host}:{stack.aws_port}"
-    parameters = {name: str(spec.get("Default", "")) for name, spec in template.parameters.items()}
-    parameters |= settings.parameters
+    # As the local stack resolves them: the template's defaults (with its local stand-ins), then the file.
+    parameters = {**template.parameter_defaults(), **settings.parameters}
     session = boto3.session.Session(region_name=stack.region, **_LOCAL_CREDENTIALS)
     deployment = Deployment(
         name=stack.stack_name,

@@ -3,6 +3,7 @@ queues on the shared moto server, secrets of the test's own names, and the CLI r
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import io
 import json
@@ -71,8 +72,6 @@ class AdminTarget:
             path,
             self.stack,
             environment,
-            ExchangeServersSecretName=self.servers_secret_name,
-            CnsTokenSecretName=self.cns_secret_name,
         )
         return AdminTarget(config, self.stack, self.servers_secret_name, self.cns_secret_name)
 
@@ -99,11 +98,15 @@ def write_settings(
 
 @pytest.fixture
 def admin(provisioned_stack: ProvisionedStack, tmp_path: Path) -> AdminTarget:
-    name = provisioned_stack.aws.stack_name
-    servers, cns = f"{name}/exchange-servers", f"{name}/cns-token"
-    config = write_settings(
-        tmp_path / "local.toml", provisioned_stack, ExchangeServersSecretName=servers, CnsTokenSecretName=cns
-    )
+    # The names the template's local stand-in ARNs point at (template.yaml, Metadata ENS::LocalStack):
+    # a deployment's secrets are given by full ARN, which a local secret cannot have. Local AWS is
+    # shared by the whole session, so each test starts without them.
+    servers, cns = "ens/exchange-servers", "ens/cns-token"
+    secretsmanager = provisioned_stack.aws.client("secretsmanager")
+    for name in (servers, cns):
+        with contextlib.suppress(secretsmanager.exceptions.ResourceNotFoundException):
+            secretsmanager.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
+    config = write_settings(tmp_path / "local.toml", provisioned_stack)
     return AdminTarget(config, provisioned_stack, servers, cns)
 
 

@@ -29,7 +29,7 @@ def _template() -> dict:
         logical_id: {"Type": "AWS::SQS::Queue"} for logical_id in QUEUES
     }
     return {
-        "Parameters": {"CnsUrl": {"Type": "String"}, "ExchangeServersSecretName": {"Type": "String"}},
+        "Parameters": {"CnsUrl": {"Type": "String"}, "ExchangeServersSecretArn": {"Type": "String"}},
         "Resources": resources,
         # As an older template: no Output for the mailboxes table nor the dead-letter queue.
         "Outputs": {
@@ -51,7 +51,7 @@ def deployed(local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> str:
         TemplateBody=json.dumps(_template()),
         Parameters=[
             {"ParameterKey": "CnsUrl", "ParameterValue": "https://cns.example.com/v1/push"},
-            {"ParameterKey": "ExchangeServersSecretName", "ParameterValue": f"{name}/servers"},
+            {"ParameterKey": "ExchangeServersSecretArn", "ParameterValue": f"{name}/servers"},
         ],
     )
     return name

@@ -53,3 +53,18 @@ def test_each_api_deploys_only_its_own_throttled_stage_and_no_implicit_stage_nam
     assert stages["WebhookApiStage"]["MethodSettings"][0]["ThrottlingRateLimit"] == 200
     assert stages["DevicesApiStage"]["MethodSettings"][0]["ThrottlingRateLimit"] == 50
     assert set(of_type(translated, "AWS::ApiGateway::RestApi")) == {"WebhookApi", "DevicesApi"}
+
+
+def test_only_the_functions_that_may_run_in_the_vpc_may_create_network_interfaces(
+    translated: dict[str, Any],
+) -> None:
+    roles = of_type(translated, "AWS::IAM::Role")
+    vpc_access = {
+        logical_id.removesuffix("Role")
+        for logical_id, properties in roles.items()
+        if any(
+            "AWSLambdaVPCAccessExecutionRole" in str(arn) for arn in properties.get("ManagedPolicyArns", [])
+        )
+    }
+
+    assert vpc_access == {"ConsumerFunction", "DevicesFunction", "WatchdogFunction"}

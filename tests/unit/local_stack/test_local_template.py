@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ens_local.functions import load_template_function
-from ens_local.template import DEFAULT_TEMPLATE, Template, TemplateError
+from ens_local.template import DEFAULT_TEMPLATE, Resolver, Template, TemplateError, secret_name_from_arn
 
 pytestmark = pytest.mark.unit
 
@@ -103,3 +103,49 @@ def test_a_binary_media_type_that_is_not_a_string_is_refused(template_copy: Call
 
     with pytest.raises(TemplateError, match="WebhookApi: BinaryMediaTypes"):
         template.binary_media_types("WebhookApi")
+
+
+def _resolver(**parameters: str) -> Resolver:
+    return Resolver(
+        refs={"Subnets": "", "Key": "", **parameters},
+        attribute=lambda resource, attribute: f"{resource}.{attribute}",
+        conditions={
+            "HasSubnets": {"Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "Subnets"}]}, ""]}]},
+            "HasKey": {"Fn::Not": [{"Fn::Equals": [{"Ref": "Key"}, ""]}]},
+            "Both": {"Fn::And": [{"Condition": "HasSubnets"}, {"Condition": "HasKey"}]},
+        },
+        list_refs=frozenset({"Subnets"}),
+    )
+
+
+def test_fn_if_follows_the_condition_and_no_value_drops_its_key_or_list_item() -> None:
+    properties = {
+        "VpcConfig": {"Fn::If": ["HasSubnets", {"SubnetIds": {"Ref": "Subnets"}}, {"Ref": "AWS::NoValue"}]},
+        "Keys": [{"Fn::If": ["HasKey", {"Ref": "Key"}, {"Ref": "AWS::NoValue"}]}, "always"],
+        "Both": {"Fn::If": ["Both", "yes", "no"]},
+    }
+
+    assert _resolver().resolve(properties) == {"Keys": ["always"], "Both": "no"}
+    assert _resolver(Subnets="subnet-1, subnet-2", Key="k").resolve(properties) == {
+        "VpcConfig": {"SubnetIds": ["subnet-1", "subnet-2"]},
+        "Keys": ["k", "always"],
+        "Both": "yes",
+    }
+
+
+def test_select_and_split_resolve_and_an_unknown_condition_is_refused_by_name() -> None:
+    resolver = _resolver(Key="a:b:c")
+
+    assert resolver.resolve({"Fn::Select": [1, {"Fn::Split": [":", {"Ref": "Key"}]}]}) == "b"
+    with pytest.raises(TemplateError, match="Missing"):
+        resolver.resolve({"Fn::If": ["Missing", 1, 2]})
+
+
+def test_a_parameter_without_default_takes_its_local_stand_in_from_the_template_metadata() -> None:
+    template = Template.load()
+
+    defaults = template.parameter_defaults()
+
+    assert secret_name_from_arn(defaults["ExchangeServersSecretArn"]) == "ens/exchange-servers"
+    assert secret_name_from_arn(defaults["JwtKeySecretArn"]) == "ens/jwt-keys"
+    assert secret_name_from_arn("ens/cns-token") == "ens/cns-token"

@@ -31,9 +31,15 @@ def test_webhook_is_a_post_route_with_a_path_token(template: Template) -> None:
     assert webhook.handler == "app.handler"
 
 
-def test_webhook_has_no_xray_tracing(template: Template) -> None:
-    assert "Tracing" not in template.globals_function
+def test_xray_tracing_is_off_unless_the_site_turns_it_on_and_the_webhook_creates_no_tracer(
+    template: Template,
+) -> None:
+    webhook_source = (Path(__file__).resolve().parents[3] / "functions" / "webhook" / "app.py").read_text()
+
+    assert template.globals_function["Tracing"] == {"Fn::If": ["TracingOn", "Active", "PassThrough"]}
+    assert template.parameters["XRayTracing"]["Default"] == "false"
     assert "Tracing" not in template.properties("WebhookFunction")
+    assert "Tracer" not in webhook_source  # an X-Ray tracer costs the webhook ≈ 300 ms of cold start
 
 
 def test_notifications_queue_redrives_to_its_dead_letter_queue(template: Template) -> None:
@@ -63,7 +69,7 @@ def test_the_webhook_may_only_read_and_update_subscriptions(template: Template) 
         action
         for policy in policies
         for statement in policy.get("Statement", [])
-        for action in statement["Action"]
+        for action in statement.get("Action", [])  # the KMS key's !If has none: test_production.py
         if action.startswith("dynamodb:")
     }
 
@@ -181,6 +187,7 @@ def test_the_consumer_may_touch_only_its_tables_and_its_two_secrets(template: Te
         statement
         for policy in template.properties("ConsumerFunction")["Policies"]
         for statement in policy.get("Statement", [])
+        if "Fn::If" not in statement  # the KMS key's, when there is one (test_production.py)
     ]
     by_resource = {str(statement["Resource"]): sorted(statement["Action"]) for statement in statements}
 
@@ -193,5 +200,4 @@ def test_the_consumer_may_touch_only_its_tables_and_its_two_secrets(template: Te
     (secrets,) = [
         statement for statement in statements if statement["Action"] == ["secretsmanager:GetSecretValue"]
     ]
-    assert len(secrets["Resource"]) == 2
-    assert all("*" not in str(resource).replace("}-*", "") for resource in secrets["Resource"])
+    assert secrets["Resource"] == [{"Ref": "ExchangeServersSecretArn"}, {"Ref": "CnsTokenSecretArn"}]
