@@ -7,6 +7,7 @@ from bench import (
     consumer_throughput,
     devices_api,
     parse_reply,
+    watchdog_soak,
     webhook_handling,
 )
 
@@ -19,5 +20,6 @@ for benchmark in (
     consumer_throughput,
     consumer_latency,
     devices_api,
+    watchdog_soak,
 ):
     print("\n".join(benchmark.run()), end="\n\n", flush=True)

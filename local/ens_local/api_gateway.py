@@ -16,6 +16,7 @@ import base64
 import binascii
 import json
 import logging
+import random
 import re
 import threading
 import time
@@ -295,6 +296,42 @@ INTERNAL_ERROR = _json_reply(502, "Internal server error", "InternalServerErrorE
 # What API Gateway answers when the Lambda service refuses the Invoke itself (the AWS Lambda guide,
 # "Handling Lambda errors with an API Gateway API": 500 there, 502 once the function ran).
 INVOKE_REFUSED = _json_reply(500, "Internal server error", "InternalServerErrorException")
+OUTAGE = _json_reply(503, "Service Unavailable", "ServiceUnavailableException")
+
+
+class Outage:
+    """Test hook, tooling only: the front answers 503 to requests under `path_prefix`, its handler
+    never called, as when API Gateway or the function behind it is down.
+
+    `count` fails the next N matching requests; `fraction` fails that share of them (drawn from a
+    generator seeded with `seed`) until `ApiGatewayFront.restore()`; neither: every one until then.
+    """
+
+    def __init__(
+        self, path_prefix: str, *, count: int | None, fraction: float | None, seed: int | None
+    ) -> None:
+        if count is not None and fraction is not None:
+            raise ValueError("an outage takes a count or a fraction, not both")
+        if count is not None and count < 1:
+            raise ValueError(f"count must be at least 1, got {count}")
+        if fraction is not None and not 0 < fraction <= 1:
+            raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+        self.path_prefix = path_prefix
+        self.remaining = count
+        self.fraction = fraction
+        self.failed = 0
+        self._random = random.Random(seed)  # noqa: S311 - chaos, not cryptography
+
+    def fires(self, path: str) -> bool:
+        """Whether this request fails; consumes one of `count`. Called under the front's lock."""
+        if not path.startswith(self.path_prefix) or self.remaining == 0:
+            return False
+        if self.fraction is not None and self._random.random() >= self.fraction:
+            return False
+        if self.remaining is not None:
+            self.remaining -= 1
+        self.failed += 1
+        return True
 
 
 def lambda_payload_bytes(event: Any) -> int:
@@ -346,6 +383,8 @@ class ApiGatewayFront:
         self._server = ThreadingHTTPServer((host, port), _make_request_handler(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
+        self._outage: Outage | None = None
+        self._outage_lock = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -371,6 +410,30 @@ class ApiGatewayFront:
             self._thread = None
         self._server.server_close()
 
+    def fail_requests(
+        self,
+        path_prefix: str = "/",
+        *,
+        count: int | None = None,
+        fraction: float | None = None,
+        seed: int | None = None,
+    ) -> Outage:
+        """Test hook: answer 503 to requests whose path (without the stage) starts with `path_prefix`,
+        replacing any earlier outage; see `Outage`. Tooling only: AWS has no such switch."""
+        outage = Outage(path_prefix, count=count, fraction=fraction, seed=seed)
+        with self._outage_lock:
+            self._outage = outage
+        return outage
+
+    def restore(self) -> None:
+        """End the outage `fail_requests` began."""
+        with self._outage_lock:
+            self._outage = None
+
+    def _out(self, path: str) -> bool:
+        with self._outage_lock:
+            return self._outage is not None and self._outage.fires(path)
+
     def handle(
         self, method: str, raw_path: str, headers: Sequence[tuple[str, str]], body: bytes, source_ip: str
     ) -> tuple[GatewayReply, RequestRecord]:
@@ -381,7 +444,9 @@ class ApiGatewayFront:
         path = split.path or "/"
         found, path = self._match(method, path)
         function_name = None
-        if found is None:
+        if self._out(path):
+            reply = OUTAGE
+        elif found is None:
             reply = MISSING_TOKEN
         else:
             function = self.functions[found.route.function]
@@ -544,10 +609,12 @@ __all__ = [
     "LAMBDA_MAX_EVENT_BYTES",
     "MAX_PAYLOAD_BYTES",
     "MISSING_TOKEN",
+    "OUTAGE",
     "TOO_LARGE",
     "ApiGatewayFront",
     "GatewayReply",
     "MalformedProxyResponse",
+    "Outage",
     "RequestRecord",
     "Router",
     "build_rest_proxy_event",

@@ -270,6 +270,58 @@ def test_a_payload_over_ten_mebibytes_gets_413_without_calling_the_handler(stack
     assert calls == []
 
 
+def test_an_outage_answers_503_to_its_paths_without_calling_the_handler_until_restored(
+    stack: LocalStack,
+) -> None:
+    assert stack.front is not None
+    calls = stack.functions["WebhookFunction"].module.CALLS
+    stack.front.fail_requests("/ews/notifications/")
+
+    down = [
+        requests.post(f"{stack.api_url}{path}", data=b"x", timeout=10).status_code
+        for path in (f"/ews/notifications/{TOKEN}", f"/dev/ews/notifications/{TOKEN}")
+    ]
+    elsewhere = requests.post(f"{stack.api_url}/implicit", data=b"x", timeout=10)
+    stack.front.restore()
+    after = requests.post(f"{stack.api_url}/ews/notifications/{TOKEN}", data=b"x", timeout=10)
+
+    assert down == [503, 503]
+    assert elsewhere.status_code == 200
+    assert after.status_code == 200
+    assert calls == [f"/ews/notifications/{TOKEN}"]  # only the request after the outage
+
+
+def test_an_outage_of_a_count_fails_that_many_requests_and_then_lets_them_through(
+    stack: LocalStack,
+) -> None:
+    assert stack.front is not None
+    outage = stack.front.fail_requests("/ews/", count=2)
+
+    statuses = [
+        requests.post(f"{stack.api_url}/ews/notifications/{TOKEN}", data=b"x", timeout=10).status_code
+        for _ in range(3)
+    ]
+
+    assert statuses == [503, 503, 200]
+    assert outage.failed == 2
+
+
+def test_an_outage_of_a_fraction_fails_the_same_requests_for_the_same_seed(stack: LocalStack) -> None:
+    assert stack.front is not None
+    runs = []
+    for _ in range(2):
+        stack.front.fail_requests("/ews/", fraction=0.5, seed=7)
+        runs.append(
+            [
+                requests.post(f"{stack.api_url}/ews/notifications/{TOKEN}", data=b"x", timeout=10).status_code
+                for _ in range(12)
+            ]
+        )
+
+    assert runs[0] == runs[1]
+    assert set(runs[0]) == {200, 503}
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [

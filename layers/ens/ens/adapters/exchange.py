@@ -25,6 +25,7 @@ import requests
 from aws_lambda_powertools import Logger
 from exchangelib import BASIC, IMPERSONATION, NTLM, Account, Configuration, Credentials, FailFast, Q, Version
 from exchangelib import errors as ews_errors
+from exchangelib.errors import SessionPoolMinSizeReached
 from exchangelib.ewsdatetime import EWSDateTime
 from exchangelib.fields import FieldPath, InvalidField, TextField
 from exchangelib.folders import Contacts, Folder, FolderCollection, Inbox, Root
@@ -123,6 +124,18 @@ class _TlsPerServerAdapter(requests.adapters.HTTPAdapter):
 
 
 BaseProtocol.HTTP_ADAPTER_CLS = _TlsPerServerAdapter
+
+
+def _keep_session_pool(protocol: BaseProtocol) -> None:
+    """exchangelib shrinks a protocol's session pool on every ErrorServerBusy, holding the pool's lock
+    while it waits for a session; with every session in use and the pool below its maximum, that
+    wait calls increase_poolsize, which takes the same (non-reentrant) lock: the thread deadlocks,
+    and every later request of the container with it (exchangelib 5.6, protocol.py). ENS caps its
+    concurrent requests per server itself and backs off on ExchangeBusy, so the pool never shrinks."""
+    raise SessionPoolMinSizeReached("ENS keeps its session pool; it caps concurrency per server itself")
+
+
+BaseProtocol.decrease_poolsize = _keep_session_pool
 
 
 def tls_context(server: ExchangeServer, ca_file: str | None) -> ssl.SSLContext:
