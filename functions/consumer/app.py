@@ -7,6 +7,7 @@ that failed are reported in `batchItemFailures`, and SQS retries just those.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,6 +23,7 @@ from ens.adapters.device_store import DynamoDeviceStore
 from ens.adapters.exchange import ExchangeMailSource
 from ens.adapters.push import CnsPushGateway, CnsToken
 from ens.adapters.push_ledger import IdempotentPushDelivery
+from ens.adapters.secrets import BuiltFromSecret
 from ens.core.devices import ContentPolicy
 from ens.core.exchange_servers import ExchangeDirectory
 from ens.core.mail_events import MailEvent
@@ -56,7 +58,9 @@ class _Container:
             max_parallel_mailboxes=settings.ews_max_concurrency,
         )
         self.vip_cache = VipCache(settings.vip_cache_seconds)
-        self._consumer: tuple[str, MailConsumer] | None = None
+        self._consumer = BuiltFromSecret(
+            settings.exchange_servers_secret, settings.secrets_max_age_seconds, self._build_consumer
+        )
 
     def cns_token(self) -> CnsToken:
         secret = get_secret(self.settings.cns_token_secret, max_age=self.settings.secrets_max_age_seconds)
@@ -64,37 +68,28 @@ class _Container:
 
     def consumer(self) -> MailConsumer:
         """The consumer for the servers secret as it is now: rebuilt only when the secret changed."""
+        return self._consumer.get()
+
+    def _build_consumer(self, servers: str) -> MailConsumer:
         settings = self.settings
-        servers = str(get_secret(settings.exchange_servers_secret, max_age=settings.secrets_max_age_seconds))
-        if self._consumer is None or self._consumer[0] != servers:
-            exchange = ExchangeMailSource(
+        return MailConsumer(
+            devices=DynamoDeviceStore(settings.devices_table, self.dynamodb),
+            exchange=ExchangeMailSource(
                 ExchangeDirectory.from_json(servers),
                 max_concurrency_per_server=settings.ews_max_concurrency,
                 timeout_seconds=settings.ews_timeout_seconds,
                 vip_category=settings.vip_category,
-            )
-            consumer = MailConsumer(
-                devices=DynamoDeviceStore(settings.devices_table, self.dynamodb),
-                exchange=exchange,
-                push=self.delivery,
-                decisions=DynamoDecisionLog(
-                    settings.decisions_table, self.dynamodb, settings.decision_ttl_days
-                ),
-                policy=self.policy,
-                vip_cache=self.vip_cache,
-            )
-            self._consumer = (servers, consumer)
-        return self._consumer[1]
+            ),
+            push=self.delivery,
+            decisions=DynamoDecisionLog(settings.decisions_table, self.dynamodb, settings.decision_ttl_days),
+            policy=self.policy,
+            vip_cache=self.vip_cache,
+        )
 
 
-_container: _Container | None = None
-
-
+@functools.cache
 def _current() -> _Container:
-    global _container
-    if _container is None:
-        _container = _Container()
-    return _container
+    return _Container()
 
 
 @metrics.log_metrics

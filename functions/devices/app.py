@@ -8,6 +8,7 @@ generated from the routes below (`make openapi`).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -24,11 +25,11 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parameters import get_secret
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import AwareDatetime
 
 from ens.adapters.jwt_auth import JwtAuthenticator, SecretsJwtKeys
+from ens.adapters.secrets import BuiltFromSecret
 from ens.api.openapi import tidy_openapi
 from ens.api.problems import (
     COMMON_PROBLEMS,
@@ -344,15 +345,16 @@ class _Container:
             ),
             SecretsJwtKeys(settings.jwt_key_secret, settings.secrets_max_age_seconds),
         )
-        self._registry: tuple[str, DeviceRegistry] | None = None
+        # build_registry is looked up at each build: tests replace it with a fake's.
+        self._registry = BuiltFromSecret(
+            settings.exchange_servers_secret,
+            settings.secrets_max_age_seconds,
+            lambda servers: build_registry(settings, servers),
+        )
 
     def registry(self) -> DeviceRegistry:
         """The registry for the servers secret as it is now: rebuilt only when the secret changed."""
-        settings = self.settings
-        servers = str(get_secret(settings.exchange_servers_secret, max_age=settings.secrets_max_age_seconds))
-        if self._registry is None or self._registry[0] != servers:
-            self._registry = (servers, build_registry(settings, servers))
-        return self._registry[1]
+        return self._registry.get()
 
 
 def build_registry(settings: DevicesSettings, servers: str) -> DeviceRegistry:
@@ -388,14 +390,9 @@ def build_registry(settings: DevicesSettings, servers: str) -> DeviceRegistry:
     return registry
 
 
-_container: _Container | None = None
-
-
+@functools.cache
 def _current() -> _Container:
-    global _container
-    if _container is None:
-        _container = _Container()
-    return _container
+    return _Container()
 
 
 # ---- the Lambda entry point

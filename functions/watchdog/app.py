@@ -6,19 +6,20 @@ the consumer's) and turns its report into metrics of the watchdog's own names.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parameters import get_secret
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ens.adapters.aws import client
 from ens.adapters.exchange import ExchangeMailSource
 from ens.adapters.mail_event_queue import SqsMailEventQueue
 from ens.adapters.mailbox_store import DynamoMailboxStore
+from ens.adapters.secrets import BuiltFromSecret
 from ens.adapters.subscription_store import DynamoSubscriptionStore
 from ens.core.exchange_servers import ExchangeDirectory
 from ens.core.watchdog import WatchdogPolicy
@@ -51,43 +52,40 @@ class _Container:
             max_retry=timedelta(minutes=settings.max_retry_minutes),
             failed_retry=timedelta(minutes=settings.failed_retry_minutes),
         )
-        self._watchdog: tuple[str, Watchdog] | None = None
+        self._watchdog = BuiltFromSecret(
+            settings.exchange_servers_secret, settings.secrets_max_age_seconds, self._build_watchdog
+        )
 
     def watchdog(self) -> Watchdog:
+        """The watchdog for the servers secret as it is now: rebuilt only when the secret changed."""
+        return self._watchdog.get()
+
+    def _build_watchdog(self, servers: str) -> Watchdog:
         settings = self.settings
-        servers = str(get_secret(settings.exchange_servers_secret, max_age=settings.secrets_max_age_seconds))
-        if self._watchdog is None or self._watchdog[0] != servers:
-            watchdog = Watchdog(
-                subscriptions=DynamoSubscriptionStore(
-                    settings.subscriptions_table, self.dynamodb, grace=self.policy.grace
-                ),
-                mailboxes=DynamoMailboxStore(settings.mailboxes_table, self.dynamodb),
-                exchange=ExchangeMailSource(
-                    ExchangeDirectory.from_json(servers),
-                    max_concurrency_per_server=settings.ews_max_concurrency,
-                    timeout_seconds=settings.ews_timeout_seconds,
-                ),
-                queue=SqsMailEventQueue(settings.notifications_queue_url, client("sqs")),
-                subscribe=SubscribeSettings(
-                    webhook_base_url=settings.webhook_base_url,
-                    status_frequency_minutes=settings.status_frequency_minutes,
-                    folders=settings.subscription_folders,
-                ),
-                policy=self.policy,
-                clock=lambda: clock(),
-            )
-            self._watchdog = (servers, watchdog)
-        return self._watchdog[1]
+        return Watchdog(
+            subscriptions=DynamoSubscriptionStore(
+                settings.subscriptions_table, self.dynamodb, grace=self.policy.grace
+            ),
+            mailboxes=DynamoMailboxStore(settings.mailboxes_table, self.dynamodb),
+            exchange=ExchangeMailSource(
+                ExchangeDirectory.from_json(servers),
+                max_concurrency_per_server=settings.ews_max_concurrency,
+                timeout_seconds=settings.ews_timeout_seconds,
+            ),
+            queue=SqsMailEventQueue(settings.notifications_queue_url, client("sqs")),
+            subscribe=SubscribeSettings(
+                webhook_base_url=settings.webhook_base_url,
+                status_frequency_minutes=settings.status_frequency_minutes,
+                folders=settings.subscription_folders,
+            ),
+            policy=self.policy,
+            clock=lambda: clock(),
+        )
 
 
-_container: _Container | None = None
-
-
+@functools.cache
 def _current() -> _Container:
-    global _container
-    if _container is None:
-        _container = _Container()
-    return _container
+    return _Container()
 
 
 @metrics.log_metrics

@@ -363,7 +363,7 @@ def test_an_unusable_key_secret_is_a_503_not_a_401(
     devices_api: DevicesApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("JWT_KEY_SECRET", "ens-test/no-such-secret")
-    devices_api.function.module._container = None  # a new container reads the new setting
+    devices_api.function.module._current.cache_clear()  # a new container reads the new setting
 
     answer = devices_api.call("GET", "/v1/devices/alice-iphone")
 
