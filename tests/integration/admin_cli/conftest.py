@@ -4,28 +4,22 @@ queues on the shared moto server, secrets of the test's own names, and the CLI r
 from __future__ import annotations
 
 import contextlib
-import http.client
 import io
 import json
-import ssl
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import trustme
 from exchangelib.protocol import close_connections
 
 from ens_admin.cli import main
 from ens_local.aws import ProvisionedStack
 from ens_local.template import DEFAULT_TEMPLATE
 from support.consumer_flow import servers_secret
-
-_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "server", "date", "host"}
+from support.https_front import HttpsFront, https_front
 
 
 @dataclass
@@ -110,71 +104,13 @@ def admin(provisioned_stack: ProvisionedStack, tmp_path: Path) -> AdminTarget:
     return AdminTarget(config, provisioned_stack, servers, cns)
 
 
-@dataclass
-class HttpsFront:
-    url: str  # the EWS URL through the front
-    port: int
-    ca: trustme.CA
-
-
-class _QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # check-exchange's handshake-only connection closes without a request, on purpose
-
-
-def _tls_server(handler: type[BaseHTTPRequestHandler], ca: trustme.CA) -> ThreadingHTTPServer:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    server = _QuietServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    return server
-
-
 @pytest.fixture
 def https_front_factory() -> Iterator[Callable[[str], HttpsFront]]:
-    """HTTPS on 127.0.0.1 with a certificate from a fresh CA (Exchange's internal CA), each request
-    forwarded to `backend_url` (the simulator's EWS URL)."""
-    servers: list[tuple[ThreadingHTTPServer, threading.Thread]] = []
+    """HTTPS fronts forwarding to `backend_url` (the simulator's EWS URL), each with its own CA."""
+    with contextlib.ExitStack() as fronts:
 
-    def start(backend_url: str) -> HttpsFront:
-        backend = urlsplit(backend_url)
+        def start(backend_url: str) -> HttpsFront:
+            return fronts.enter_context(https_front(backend_url))
 
-        class Forward(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
-                upstream = http.client.HTTPConnection(backend.hostname or "", backend.port, timeout=10)
-                try:
-                    upstream.request("POST", self.path, body=body, headers=headers)
-                    answer = upstream.getresponse()
-                    content = answer.read()
-                finally:
-                    upstream.close()
-                self.send_response(answer.status)
-                for name, value in answer.getheaders():
-                    if name.lower() not in _HOP_BY_HOP:
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
-                self.wfile.write(content)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        ca = trustme.CA(organization_name="Contoso internal CA")
-        server = _tls_server(Forward, ca)
-        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-        thread.start()
-        servers.append((server, thread))
-        port = server.server_address[1]
-        return HttpsFront(f"https://127.0.0.1:{port}{backend.path}", port, ca)
-
-    yield start
-    close_connections()
-    for server, thread in servers:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+        yield start
+        close_connections()
