@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
-import threading
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from exchange_simulator.simulator import ExchangeSimulator
+from tooling_http import serve_until_stopped
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,15 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"EWS endpoint  {sim.ews_url}")
     print(f"control API   {sim.control_url}/health")
 
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    try:
-        stopped.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sim.stop()
-    return 0
+    return serve_until_stopped(sim.stop)
 
 
 if __name__ == "__main__":

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from exchange_simulator import inputs
 from exchange_simulator.clock import ManualClock
 from exchange_simulator.model import Contact, Message, NotFoundError
+from tooling_http import Routes
 
 if TYPE_CHECKING:
     from exchange_simulator.simulator import ExchangeSimulator
@@ -26,22 +25,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # (simulator, parsed body or None, path parameters, query) -> (HTTP status, JSON answer)
-Route = Callable[["ExchangeSimulator", Any, dict[str, str], dict[str, list[str]]], tuple[int, Any]]
-_ROUTES: list[tuple[str, re.Pattern[str], type[BaseModel] | None, Route]] = []
+_ROUTES = Routes()
+route = _ROUTES.route
 
 
 class BadQuery(ValueError):
     """A query parameter that does not fit: 400."""
-
-
-def route(method: str, pattern: str, body: type[BaseModel] | None = None) -> Callable[[Route], Route]:
-    compiled = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "$")
-
-    def register(handler: Route) -> Route:
-        _ROUTES.append((method, compiled, body, handler))
-        return handler
-
-    return register
 
 
 def handle_control(

@@ -39,6 +39,7 @@ from exchange_simulator.inputs import (
 )
 from exchange_simulator.model import BodyType, Contact, Importance, Mailbox, Message, Store
 from exchange_simulator.push import DeliveryAttempt, PushEngine
+from tooling_http import base_url as loopback_url
 
 log = logging.getLogger(__name__)
 
@@ -201,8 +202,7 @@ class ExchangeSimulator:
 
     @property
     def base_url(self) -> str:
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self.port}"
+        return loopback_url("http", self._host, self.port)
 
     @property
     def ews_url(self) -> str:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
-import threading
 
 from push_sink.sink import PushSink
 from push_sink.tokens import mint_token
+from tooling_http import serve_until_stopped
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,15 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bearer token  {token}")
     print(f"control API   {sink.control_url}/pushes")
 
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    try:
-        stopped.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sink.stop()
-    return 0
+    return serve_until_stopped(sink.stop)
 
 
 if __name__ == "__main__":

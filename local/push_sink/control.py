@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import unquote
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError
 
 from push_sink.inputs import FaultSpec, explain
+from tooling_http import Routes
 
 if TYPE_CHECKING:
     from push_sink.sink import PushSink
@@ -37,18 +36,8 @@ class PushQuery(BaseModel):
 
 
 # (sink, parsed body or None, path parameters, query) -> (HTTP status, JSON answer)
-Route = Callable[["PushSink", Any, dict[str, str], dict[str, str]], tuple[int, Any]]
-_ROUTES: list[tuple[str, re.Pattern[str], type[BaseModel] | None, Route]] = []
-
-
-def route(method: str, pattern: str, body: type[BaseModel] | None = None) -> Callable[[Route], Route]:
-    compiled = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "$")
-
-    def register(handler: Route) -> Route:
-        _ROUTES.append((method, compiled, body, handler))
-        return handler
-
-    return register
+_ROUTES = Routes()
+route = _ROUTES.route
 
 
 def handle_control(

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from push_sink.faults import FaultRule, Faults
 from push_sink.inputs import FaultSpec, PushPayload, explain
+from tooling_http import base_url as loopback_url
 
 # Not a name containing "ens": Powertools' Logger(service="ens") filters such records off the root
 # handlers, and these lines are what a newcomer watches on the `make run` console.
@@ -216,8 +217,7 @@ class PushSink:
 
     @property
     def base_url(self) -> str:
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
+        return loopback_url("https" if self.tls else "http", self._host, self.port)
 
     @property
     def url(self) -> str:
